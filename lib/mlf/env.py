@@ -1,0 +1,41 @@
+"""Run-time set-up shared by every chapter: seeding, device choice, versions."""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import random
+
+import numpy as np
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and (if installed) PyTorch, so a chapter runs the same every time."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)  # for subprocesses; this process's hash seed is fixed
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.manual_seed(seed)  # seeds CUDA too when present
+
+
+def pick_device():
+    """``cuda`` when a GPU is present, else ``cpu``: chapters run unchanged on either."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def versions(*packages: str) -> str:
+    """One line with Python's and each package's version, for the top of a chapter."""
+    parts = [f"python {platform.python_version()}"]
+    for name in packages:
+        try:
+            parts.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            raise ValueError(f"package {name!r} is not installed; see requirements.txt") from None
+    return " | ".join(parts)
