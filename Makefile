@@ -1,0 +1,45 @@
+# ML Fundamentals: `make book` and `make test` each do all set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NB ?=
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export OMP_NUM_THREADS ?= 1
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+PYTEST := $(BIN)/python -m pytest -n auto --dist loadfile
+
+.PHONY: install book test test-lax lab outputs bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-data.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-data.txt
+	@touch $@
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --warningiserror --keep-going
+	@echo "The site is in _build/html (open _build/html/index.html)."
+
+test: $(STAMP)
+	$(PYTEST) --nbval
+
+test-lax: $(STAMP)
+	$(PYTEST) --nbval-lax
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks
+
+outputs: $(STAMP)
+	$(BIN)/python scripts/execute_notebooks.py $(NB)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf _build
