@@ -187,7 +187,7 @@ class BPE:
         self.ranks: dict[Pair, int] = {}
         for r, m in enumerate(self.merges):
             self.ranks.setdefault(m, r)
-        self._cache: dict[str, list[str]] = {}
+        self._cache: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}  # word -> symbols, tokens
 
     @classmethod
     def learn(cls, counts: Mapping[str, int], num_merges: int, min_frequency: int = 2) -> BPE:
@@ -200,9 +200,24 @@ class BPE:
 
     def segment_symbols(self, word: str) -> list[str]:
         """Split ``word`` into symbols, keeping the end-of-word marker (``["lo", "w</w>"]``)."""
-        _check_str(word, "word")
-        if not word or any(ch.isspace() for ch in word):
-            raise ValueError(f"segment expects one non-empty word without whitespace, got {word!r}")
+        _check_word(word)
+        return list(self._symbols(word))
+
+    def segment(self, word: str) -> list[str]:
+        """Split ``word`` into subword pieces whose concatenation is the word."""
+        _check_word(word)
+        *pieces, last = self._symbols(word)
+        return [*pieces, last[: -len(EOW)]]
+
+    def encode(self, line: str) -> list[str]:
+        """Segment a line of space-separated words into subword-nmt tokens (``lo@@ w``)."""
+        _check_str(line, "line")
+        tokens = []
+        for word in line.split():
+            tokens += self._tokens(word)
+        return tokens
+
+    def _symbols(self, word: str) -> tuple[str, ...]:
         if word not in self._cache:
             symbols = word_to_symbols(word)
             while len(symbols) > 1:
@@ -210,23 +225,14 @@ class BPE:
                 if not ranked:
                     break
                 symbols = merge_pair(symbols, min(ranked)[1])  # lowest rank = learned earliest
-            self._cache[word] = symbols
-        return list(self._cache[word])
+            *pieces, last = symbols
+            self._cache[word] = (tuple(symbols), (*[p + SEP for p in pieces], last[: -len(EOW)]))
+        return self._cache[word][0]
 
-    def segment(self, word: str) -> list[str]:
-        """Split ``word`` into subword pieces whose concatenation is the word."""
-        symbols = self.segment_symbols(word)
-        symbols[-1] = symbols[-1][: -len(EOW)]
-        return symbols
-
-    def encode(self, line: str) -> list[str]:
-        """Segment a line of space-separated words into subword-nmt tokens (``lo@@ w``)."""
-        _check_str(line, "line")
-        tokens = []
-        for word in line.split():
-            pieces = self.segment(word)
-            tokens += [p + SEP for p in pieces[:-1]] + [pieces[-1]]
-        return tokens
+    def _tokens(self, word: str) -> tuple[str, ...]:
+        if word not in self._cache:
+            self._symbols(word)
+        return self._cache[word][1]
 
     def decode(self, tokens: Iterable[str]) -> str:
         """Undo ``encode``: glue every ``@@``-marked piece to the next one.
@@ -242,6 +248,12 @@ class BPE:
 def _check_str(value, what: str) -> None:
     if not isinstance(value, str):
         raise ValueError(f"{what} must be a str, got {type(value).__name__}: {value!r}")
+
+
+def _check_word(word) -> None:
+    _check_str(word, "word")
+    if not word or any(ch.isspace() for ch in word):
+        raise ValueError(f"segment expects one non-empty word without whitespace, got {word!r}")
 
 
 def _check_positive_int(value, what: str) -> None:

@@ -1,0 +1,92 @@
+"""mlf.bpe against subword-nmt and Hugging Face tokenizers, side by side in one run.
+
+Learning: 5,000 merges (minimum frequency 2) on the full Shakespeare text (38 plays), word
+counting included for every learner. Segmenting: every line of the text with the learned
+merges (mlf.bpe.BPE.encode vs subword-nmt's BPE.process_line).
+"""
+import contextlib
+import io
+import json
+import time
+
+from subword_nmt.apply_bpe import BPE as SubwordNmtBPE
+from subword_nmt.learn_bpe import learn_bpe
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+from mlf.bpe import BPE, pretokenize, word_counts
+from mlf.corpora import shakespeare_text
+
+NUM_MERGES = 5000
+REPEATS = 3
+
+
+def best_of(fn):
+    """Smallest wall time of REPEATS calls, and the last result."""
+    times, result = [], None
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), result
+
+
+def learn_mlf(lines):
+    return BPE.learn(word_counts(lines), NUM_MERGES, min_frequency=2).merges
+
+
+def learn_subword_nmt(lines):
+    out = io.StringIO()
+    with contextlib.redirect_stderr(io.StringIO()):  # its progress bar
+        learn_bpe(io.StringIO("\n".join(lines)), out, NUM_MERGES, min_frequency=2)
+    return [tuple(row.split(" ")) for row in out.getvalue().splitlines()[1:]]
+
+
+def learn_hf(lines):
+    counts = word_counts(lines)  # only to size the vocabulary: HF counts words itself, timed below
+    initial = len(set("".join(counts))) + len({w[-1] for w in counts})  # characters, inner and final
+    tokenizer = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    trainer = trainers.BpeTrainer(vocab_size=initial + NUM_MERGES, min_frequency=2,
+                                  end_of_word_suffix="</w>", show_progress=False)
+
+    def train():
+        tokenizer.train_from_iterator(lines, trainer)
+        return [tuple(m) for m in json.loads(tokenizer.to_str())["model"]["merges"]]
+
+    return train
+
+
+def segment_mlf(merges, lines):
+    bpe = BPE(merges)
+    return [" ".join(bpe.encode(line)) for line in lines]
+
+
+def segment_subword_nmt(codes, lines):
+    reference = SubwordNmtBPE(io.StringIO(codes))
+    return [reference.process_line(line) for line in lines]
+
+
+def run():
+    lines = [pretokenize(line) for line in shakespeare_text().splitlines()]
+    size_mb = len("\n".join(lines).encode()) / 1e6
+    t_mlf, merges_mlf = best_of(lambda: learn_mlf(lines))
+    t_ref, merges_ref = best_of(lambda: learn_subword_nmt(lines))
+    t_hf, merges_hf = best_of(learn_hf(lines))
+    assert merges_mlf == merges_ref, "mlf.bpe and subword-nmt learned different merges"
+    shared_hf = len(set(merges_hf) & set(merges_mlf))
+
+    codes = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges_ref)
+    # each timed call builds a fresh segmenter, so both start with an empty word cache
+    t_seg_mlf, ours = best_of(lambda: segment_mlf(merges_mlf, lines))
+    t_seg_ref, theirs = best_of(lambda: segment_subword_nmt(codes, lines))
+    assert ours == theirs, "mlf.bpe and subword-nmt segmented differently"
+
+    rows = [
+        ("BPE learn: mlf.bpe", t_mlf, "1.00", f"{NUM_MERGES} merges"),
+        ("BPE learn: subword-nmt 0.3.8", t_ref, f"{t_ref / t_mlf:.2f}", "identical merges (asserted)"),
+        ("BPE learn: HF tokenizers (Rust)", t_hf, f"{t_hf / t_mlf:.2f}",
+         f"{shared_hf} of {NUM_MERGES} merges shared (other tie-breaking)"),
+        ("BPE segment: mlf.bpe", t_seg_mlf, "1.00", f"{len(lines):,} lines"),
+        ("BPE segment: subword-nmt", t_seg_ref, f"{t_seg_ref / t_seg_mlf:.2f}", "identical output (asserted)"),
+    ]
+    return f"Shakespeare, {size_mb:.1f} MB pretokenized, best of {REPEATS}", rows
