@@ -33,7 +33,7 @@ test-lax: $(STAMP)
 	$(PYTEST) --nbval-lax
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 outputs: $(STAMP)
 	$(BIN)/python scripts/execute_notebooks.py $(NB)
