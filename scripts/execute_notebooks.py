@@ -57,7 +57,8 @@ def main(args: list[str]) -> None:
     for path in paths:
         if path.suffix != ".ipynb" or not path.is_file():
             sys.exit(f"not a notebook: {path}")
-        print(f"{path.relative_to(ROOT)}: {execute(path):.1f} s", flush=True)
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        print(f"{shown}: {execute(path):.1f} s", flush=True)
 
 
 if __name__ == "__main__":
