@@ -115,14 +115,30 @@ class _LargestFirst:
         return self.pair > other.pair
 
 
-def learn_merges(counts: Mapping[str, int], num_merges: int, min_frequency: int = 2) -> list[Pair]:
-    """Learn up to ``num_merges`` merge operations from a word -> count dictionary.
+class LargestPairFirst:
+    """Tie-break of subword-nmt: among equally frequent pairs the largest ``(a, b)`` wins.
 
-    Pair statistics are kept incrementally: after a merge, only the words that contain the
-    merged pair are re-read, and the counts of their pairs are corrected by the difference
-    between the word before and after (no full recount per merge). A max-heap with lazy
-    deletion finds the most frequent pair.
+    A tie-break tells ``merge_most_frequent`` which of equally frequent pairs to merge: the one
+    with the smallest ``key``. ``start``, ``moved`` and ``settle`` let a tie-break whose keys
+    depend on where pairs occur follow the merges; this one depends on the pair alone.
     """
+
+    def start(self, words: list[list], where: Mapping[Pair, set[int]]) -> None:
+        pass
+
+    def key(self, pair: Pair) -> _LargestFirst:
+        return _LargestFirst(pair)
+
+    def moved(self, j: int, gone: list[Pair], born: list[Pair]) -> None:
+        pass
+
+    def settle(self) -> Iterable[Pair]:
+        """The pairs whose key changed since the last call."""
+        return ()
+
+
+def learn_merges(counts: Mapping[str, int], num_merges: int, min_frequency: int = 2) -> list[Pair]:
+    """Learn up to ``num_merges`` merge operations from a word -> count dictionary."""
     _check_positive_int(num_merges, "num_merges")
     _check_positive_int(min_frequency, "min_frequency")
     if not counts:
@@ -133,25 +149,47 @@ def learn_merges(counts: Mapping[str, int], num_merges: int, min_frequency: int 
             raise ValueError(f"words must be non-empty and contain no whitespace, got {word!r}")
         if not isinstance(count, int) or count < 1:
             raise ValueError(f"word counts must be positive integers, got {word!r}: {count!r}")
-
     words = [word_to_symbols(w) for w in counts]  # the vocabulary of Algorithm 1, one list per type
-    freqs = list(counts.values())
+    return merge_most_frequent(words, list(counts.values()), num_merges, min_frequency)
+
+
+def merge_most_frequent(words: list[list], freqs: list[int], num_merges: int, min_frequency: int = 1,
+                        tie_break=None) -> list[Pair]:
+    """Merge the most frequent adjacent pair of symbols, up to ``num_merges`` times.
+
+    ``words[j]`` is a list of symbols (``str`` or ``bytes``) that occurs ``freqs[j]`` times; the
+    lists are merged in place. Pair statistics are kept incrementally: after a merge, only the
+    words that contain the merged pair are re-read, and the counts of their pairs are corrected
+    by the difference between the word before and after (no full recount per merge). A heap
+    with lazy deletion finds the most frequent pair; ``tie_break`` (default
+    ``LargestPairFirst()``) orders equally frequent ones. Stops early when the best pair occurs
+    fewer than ``min_frequency`` times.
+    """
+    _check_positive_int(num_merges, "num_merges")
+    _check_positive_int(min_frequency, "min_frequency")
+    if len(words) != len(freqs):
+        raise ValueError(f"words and freqs must have the same length, got {len(words)} and {len(freqs)}")
+    tie_break = LargestPairFirst() if tie_break is None else tie_break
     pair_count: dict[Pair, int] = Counter()  # (a, b) -> occurrences in the corpus
     where: dict[Pair, set[int]] = defaultdict(set)  # (a, b) -> indices of words containing it
     for j, symbols in enumerate(words):
         for pair in zip(symbols, symbols[1:]):
             pair_count[pair] += freqs[j]
             where[pair].add(j)
-    heap = [(-c, _LargestFirst(p)) for p, c in pair_count.items()]
+    tie_break.start(words, where)
+    # heap entries (-count, tie-break key, pair); latest[pair] is the pair's current entry, and
+    # an entry that is not (its count or key changed since it was pushed) is skipped at the top
+    latest = {p: (-c, tie_break.key(p), p) for p, c in pair_count.items()}
+    heap = list(latest.values())
     heapq.heapify(heap)
 
     merges: list[Pair] = []
     while len(merges) < num_merges:
-        while heap and pair_count.get(heap[0][1].pair, 0) != -heap[0][0]:
-            heapq.heappop(heap)  # stale entry: that pair's count changed since it was pushed
+        while heap and latest.get(heap[0][2]) is not heap[0]:
+            heapq.heappop(heap)  # stale entry
         if not heap or -heap[0][0] < min_frequency:
             break
-        best = heapq.heappop(heap)[1].pair
+        best = heapq.heappop(heap)[2]
         merges.append(best)
         delta: Counter[Pair] = Counter()
         for j in where.pop(best):
@@ -165,13 +203,17 @@ def learn_merges(counts: Mapping[str, int], num_merges: int, min_frequency: int 
                 delta[pair] += freqs[j]
                 where[pair].add(j)
             words[j] = new
-        for pair, d in delta.items():
-            if d:
-                pair_count[pair] += d
-                if pair_count[pair] > 0:
-                    heapq.heappush(heap, (-pair_count[pair], _LargestFirst(pair)))
-                else:
-                    del pair_count[pair]
+            tie_break.moved(j, gone, born)
+        changed = {pair for pair, d in delta.items() if d}
+        for pair in changed:
+            pair_count[pair] += delta[pair]
+        for pair in changed.union(tie_break.settle()):
+            if pair_count.get(pair, 0) > 0:
+                latest[pair] = (-pair_count[pair], tie_break.key(pair), pair)
+                heapq.heappush(heap, latest[pair])
+            else:
+                pair_count.pop(pair, None)
+                latest.pop(pair, None)
     return merges
 
 

@@ -31,7 +31,8 @@ def plot_segmentations(rows, labels=None, ax=None, title=None):
 
     ``rows`` is a list of segmentations, each a list of non-empty strings (``["low", "est"]``);
     ``labels`` names the rows on the left. Box widths follow the number of characters, so
-    the same word segmented differently lines up from row to row.
+    the same word segmented differently lines up from row to row. Two colours alternate so
+    that neighbouring pieces stand apart; a colour carries no other meaning.
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
@@ -45,7 +46,7 @@ def plot_segmentations(rows, labels=None, ax=None, title=None):
     width = max(sum(len(p) for p in r) for r in rows)
     if ax is None:
         _, ax = plt.subplots(figsize=(min(2 + 0.22 * width, 14), 0.5 + 0.45 * len(rows)))
-    colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"][:2]  # alternate: only marks borders
     for y, pieces in enumerate(rows):
         x = 0
         for k, piece in enumerate(pieces):
@@ -60,6 +61,42 @@ def plot_segmentations(rows, labels=None, ax=None, title=None):
     ax.grid(False)
     for side in ("top", "right", "bottom", "left"):
         ax.spines[side].set_visible(False)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_alignment(weights, source, target, ax=None, title=None, reference=None):
+    """Heatmap of attention weights, the paper's Fig. 3: one row per target word, one column
+    per source word, white = 1, black = 0 (the paper's grey scale).
+
+    ``weights`` is a (len(target), len(source)) array; ``reference`` optionally gives, per target
+    word, the source position it truly translates (or None), drawn as a red outline.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    weights = np.asarray(weights, dtype=float)
+    source, target = list(source), list(target)
+    if weights.ndim != 2 or weights.shape != (len(target), len(source)):
+        raise ValueError(f"weights must have shape (len(target), len(source)) = "
+                         f"({len(target)}, {len(source)}), got {weights.shape}")
+    if reference is not None and len(reference) != len(target):
+        raise ValueError(f"reference has {len(reference)} entries for {len(target)} target words")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.3 * len(source) + 2, 0.3 * len(target) + 1.5))
+    ax.imshow(weights, cmap="gray", vmin=0, vmax=1, aspect="equal")
+    ax.set_xticks(range(len(source)), source, rotation=90)
+    ax.set_yticks(range(len(target)), target)
+    ax.tick_params(length=0)
+    ax.xaxis.tick_top()
+    ax.grid(False)
+    for i, j in enumerate(reference or []):
+        if j is not None:
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#d62728", linewidth=1.2))
+    ax.set_xlabel("source (English)")
+    ax.set_ylabel("output (German)")
     if title:
         ax.set_title(title)
     return ax
