@@ -1,0 +1,359 @@
+"""A small recurrent sequence-to-sequence toolkit (Bahdanau et al. 2014 and its baseline).
+
+Notation follows the paper: source words x_1..x_Tx, annotations h_j = [h→_j; h←_j], decoder
+states s_i, alignment scores e_ij = a(s_{i-1}, h_j), weights α_ij, context vectors c_i.
+Shapes: B batch, S source length, T target length, E embedding size (the paper's m),
+H hidden size (n), A attention size (n'), V vocabulary size.
+
+The pieces other chapters reuse: ``Vocab``, ``pad_batch``/``make_batch``, ``train`` (any model
+whose ``forward(src, src_len, tgt_in)`` returns logits), ``greedy_decode`` (any model with
+``encode`` and ``decode_step``) and ``corpus_bleu``.
+"""
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from mlf.notebook import progress
+
+PAD, BOS, EOS = "<pad>", "<s>", "</s>"
+
+
+class Vocab:
+    """Token <-> id maps; ids 0, 1, 2 are padding, begin and end of sentence."""
+
+    def __init__(self, tokens):
+        tokens = sorted(set(tokens) - {PAD, BOS, EOS})  # sorted: ids do not depend on set order
+        if not tokens or not all(isinstance(t, str) and t for t in tokens):
+            raise ValueError("Vocab needs at least one token, and every token must be a non-empty str")
+        self.itos = [PAD, BOS, EOS] + tokens
+        self.stoi = {t: i for i, t in enumerate(self.itos)}
+        self.pad, self.bos, self.eos = 0, 1, 2
+
+    def __len__(self):
+        return len(self.itos)
+
+    def encode(self, tokens) -> list[int]:
+        unknown = [t for t in tokens if t not in self.stoi]
+        if unknown:
+            raise ValueError(f"tokens not in the vocabulary: {unknown[:5]!r}")
+        return [self.stoi[t] for t in tokens]
+
+    def decode(self, ids) -> list[str]:
+        """Tokens up to (not including) the first end of sentence; padding and begin dropped."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == self.eos:
+                break
+            if not 0 <= i < len(self.itos):
+                raise ValueError(f"id {i} is outside the vocabulary of size {len(self.itos)}")
+            if i not in (self.pad, self.bos):
+                out.append(self.itos[i])
+        return out
+
+
+def pad_batch(seqs, pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad lists of ids into a (B, T) LongTensor; also return the (B,) lengths."""
+    seqs = [list(s) for s in seqs]
+    if not seqs:
+        raise ValueError("pad_batch got an empty batch; expected at least one sequence")
+    if any(len(s) == 0 for s in seqs):
+        raise ValueError("pad_batch got an empty sequence; every sequence needs at least one id")
+    lengths = torch.tensor([len(s) for s in seqs])
+    out = torch.full((len(seqs), int(lengths.max())), pad_id, dtype=torch.long)  # (B, T)
+    for b, s in enumerate(seqs):
+        out[b, : len(s)] = torch.tensor(s, dtype=torch.long)
+    return out, lengths
+
+
+def length_sorted_batches(lengths, batch_size: int, seed: int = 0, pool: int = 20):
+    """Endless lists of indices, sentences of similar length batched together (the paper's trick).
+
+    Each round shuffles, takes ``pool * batch_size`` sentences, sorts them by length, cuts them
+    into ``pool`` batches and yields those in random order: little padding, still random.
+    """
+    lengths = list(lengths)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if len(lengths) < batch_size:
+        raise ValueError(f"need at least batch_size={batch_size} sentences, got {len(lengths)}")
+    rng = random.Random(seed)
+    order = []
+    while True:
+        if len(order) < pool * batch_size:
+            order += rng.sample(range(len(lengths)), len(lengths))
+        chunk, order = order[: pool * batch_size], order[pool * batch_size:]
+        chunk.sort(key=lambda k: lengths[k])
+        batches = [chunk[k:k + batch_size] for k in range(0, len(chunk) - batch_size + 1, batch_size)]
+        rng.shuffle(batches)
+        yield from batches
+
+
+@dataclass
+class Batch:
+    src: torch.Tensor  # (B, S) source ids, right-padded
+    src_len: torch.Tensor  # (B,) true source lengths (kept on the CPU for packing)
+    tgt_in: torch.Tensor  # (B, T) <s> y_1 .. y_{T-1}: what the decoder reads (teacher forcing)
+    tgt_out: torch.Tensor  # (B, T) y_1 .. y_T </s>: what it must predict
+
+    def to(self, device) -> "Batch":
+        return Batch(self.src.to(device), self.src_len, self.tgt_in.to(device), self.tgt_out.to(device))
+
+
+def make_batch(src_seqs, tgt_seqs, src_vocab: Vocab, tgt_vocab: Vocab) -> Batch:
+    """Encode and pad token sequences; the target gets <s> in front (input) and </s> behind (output)."""
+    src_seqs, tgt_seqs = list(src_seqs), list(tgt_seqs)
+    if len(src_seqs) != len(tgt_seqs):
+        raise ValueError(f"got {len(src_seqs)} source and {len(tgt_seqs)} target sequences; "
+                         "expected one target per source")
+    src, src_len = pad_batch([src_vocab.encode(s) for s in src_seqs], src_vocab.pad)
+    tgt = [tgt_vocab.encode(t) for t in tgt_seqs]
+    tgt_in, _ = pad_batch([[tgt_vocab.bos] + t for t in tgt], tgt_vocab.pad)
+    tgt_out, _ = pad_batch([t + [tgt_vocab.eos] for t in tgt], tgt_vocab.pad)
+    return Batch(src, src_len, tgt_in, tgt_out)
+
+
+class GRUCell(nn.Module):
+    """A gated recurrent unit written out, with ``torch.nn.GRU``'s parameter layout.
+
+    Gates are stacked (reset r, update z, candidate) as in ``nn.GRU``, so weights can be copied
+    across. ``reset_after=True`` is PyTorch's (and cuDNN's) form, r ∘ (U s + b); ``False`` is the
+    paper's, U (r ∘ s), which ``nn.GRU`` cannot express.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, reset_after: bool = True):
+        super().__init__()
+        self.hidden_size, self.reset_after = hidden_size, reset_after
+        self.ih = nn.Linear(input_size, 3 * hidden_size)  # [W_r; W_z; W] (and C's, in the decoder)
+        self.hh = nn.Linear(hidden_size, 3 * hidden_size)  # [U_r; U_z; U]
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        # x: (B, input_size), s: (B, H) -> (B, H)
+        if x.dim() != 2 or s.dim() != 2 or x.shape[0] != s.shape[0] or s.shape[1] != self.hidden_size:
+            raise ValueError(f"GRUCell expects x (B, in) and s (B, {self.hidden_size}), "
+                             f"got {tuple(x.shape)} and {tuple(s.shape)}")
+        xr, xz, xn = self.ih(x).chunk(3, dim=-1)  # each (B, H)
+        w_r, w_z, w_n = self.hh.weight.chunk(3, dim=0)
+        b_r, b_z, b_n = self.hh.bias.chunk(3)
+        r = torch.sigmoid(xr + F.linear(s, w_r, b_r))
+        z = torch.sigmoid(xz + F.linear(s, w_z, b_z))
+        if self.reset_after:
+            candidate = torch.tanh(xn + r * F.linear(s, w_n, b_n))
+        else:
+            candidate = torch.tanh(xn + F.linear(r * s, w_n, b_n))
+        # subtle: PyTorch's z keeps the old state; the paper's z_i is 1 - z (it admits the new one)
+        return z * s + (1 - z) * candidate
+
+
+class BiEncoder(nn.Module):
+    """Embedding and a bidirectional GRU: annotations h_j = [h→_j; h←_j], (B, S, 2H)."""
+
+    def __init__(self, vocab_size: int, emb_size: int, hidden_size: int, pad_id: int = 0):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, emb_size, padding_idx=pad_id)  # E
+        self.rnn = nn.GRU(emb_size, hidden_size, batch_first=True, bidirectional=True)
+
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor) -> torch.Tensor:
+        # subtle: packing makes h← start at each sentence's own last word, not at the padding
+        packed = pack_padded_sequence(self.embed(src), src_len.cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        h, _ = self.rnn(packed)
+        h, _ = pad_packed_sequence(h, batch_first=True, total_length=src.shape[1])
+        return h  # (B, S, 2H), zeros at padded positions
+
+
+class AdditiveAttention(nn.Module):
+    """The alignment model a(s_{i-1}, h_j) = v_a^T tanh(W_a s_{i-1} + U_a h_j), softmax over j."""
+
+    def __init__(self, query_size: int, key_size: int, attn_size: int):
+        super().__init__()
+        self.W_a = nn.Linear(query_size, attn_size, bias=False)
+        self.U_a = nn.Linear(key_size, attn_size)  # the bias of the tanh layer lives here
+        self.v_a = nn.Linear(attn_size, 1, bias=False)
+
+    def project(self, h: torch.Tensor) -> torch.Tensor:
+        """U_a h_j for all j, once per sentence: it does not depend on i."""
+        return self.U_a(h)  # (B, S, 2H) -> (B, S, A)
+
+    def forward(self, s_prev, h, mask, Uh=None):
+        # s_prev: (B, H); h: (B, S, 2H); mask: (B, S) True at real words -> c (B, 2H), α (B, S)
+        if h.dim() != 3 or mask.shape != h.shape[:2] or s_prev.shape[0] != h.shape[0]:
+            raise ValueError(f"expected s_prev (B, H), h (B, S, K), mask (B, S); got "
+                             f"{tuple(s_prev.shape)}, {tuple(h.shape)}, {tuple(mask.shape)}")
+        if not bool(mask.any(dim=1).all()):
+            raise ValueError("every row of mask needs at least one True (a sentence with no words)")
+        Uh = self.project(h) if Uh is None else Uh
+        e = self.v_a(torch.tanh(self.W_a(s_prev).unsqueeze(1) + Uh)).squeeze(-1)  # e_ij: (B, S)
+        e = e.masked_fill(~mask, float("-inf"))  # padding gets α = 0
+        alpha = torch.softmax(e, dim=-1)  # α_ij: (B, S), each row sums to 1
+        c = torch.bmm(alpha.unsqueeze(1), h).squeeze(1)  # c_i = Σ_j α_ij h_j: (B, 2H)
+        return c, alpha
+
+
+@dataclass
+class Memory:
+    """What the decoder needs from the encoder, computed once per source batch."""
+
+    h: torch.Tensor  # (B, S, 2H) annotations
+    mask: torch.Tensor  # (B, S) True at real words
+    Uh: torch.Tensor | None  # (B, S, A) U_a h_j, or None without attention
+    fixed_c: torch.Tensor  # (B, 2H) [h→_Tx; h←_1], the context of the no-attention model
+    s0: torch.Tensor  # (B, H) s_0 = tanh(W_s h←_1)
+
+
+class RNNSearch(nn.Module):
+    """The paper's encoder-decoder. ``attention=False`` gives its baseline (RNNencdec): the
+    same network with c_i fixed to the encoder's final states for every i."""
+
+    def __init__(self, src_vocab: int, tgt_vocab: int, emb_size: int = 32, hidden_size: int = 64,
+                 attn_size: int = 64, maxout_size: int = 64, attention: bool = True):
+        super().__init__()
+        H = hidden_size
+        self.attention = attention
+        self.encoder = BiEncoder(src_vocab, emb_size, H)
+        self.W_s = nn.Linear(H, H)
+        self.attn = AdditiveAttention(H, 2 * H, attn_size) if attention else None
+        self.embed = nn.Embedding(tgt_vocab, emb_size, padding_idx=0)  # E for the target side
+        self.cell = GRUCell(emb_size + 2 * H, H)  # input [E y_{i-1}; c_i]: W and C side by side
+        self.maxout_size = maxout_size
+        # t̃_i = U_o s_{i-1} + V_o E y_{i-1} + C_o c_i, as one layer on the concatenation
+        self.t_tilde = nn.Linear(H + emb_size + 2 * H, 2 * maxout_size)
+        self.W_o = nn.Linear(maxout_size, tgt_vocab)
+
+    def encode(self, src: torch.Tensor, src_len: torch.Tensor) -> Memory:
+        if src.dim() != 2 or src.shape[0] == 0 or src_len.shape != (src.shape[0],):
+            raise ValueError(f"expected src (B, S) with B > 0 and src_len (B,), got "
+                             f"{tuple(src.shape)} and {tuple(src_len.shape)}")
+        h = self.encoder(src, src_len)  # (B, S, 2H)
+        H = h.shape[-1] // 2
+        mask = torch.arange(src.shape[1], device=src.device) < src_len.to(src.device).unsqueeze(1)
+        last = (src_len.to(src.device) - 1).view(-1, 1, 1).expand(-1, 1, H)  # index of x_Tx
+        forward_last = h[:, :, :H].gather(1, last).squeeze(1)  # h→_Tx: (B, H)
+        backward_first = h[:, 0, H:]  # h←_1: (B, H)
+        Uh = self.attn.project(h) if self.attention else None
+        fixed_c = torch.cat([forward_last, backward_first], dim=-1)  # (B, 2H)
+        return Memory(h, mask, Uh, fixed_c, torch.tanh(self.W_s(backward_first)))
+
+    def decode_step(self, memory: Memory, y_prev: torch.Tensor, s_prev: torch.Tensor):
+        """One target word: (B,) previous ids and s_{i-1} -> logits (B, V), s_i, α_i (B, S) or None."""
+        if self.attention:
+            c, alpha = self.attn(s_prev, memory.h, memory.mask, memory.Uh)  # c_i: (B, 2H)
+        else:
+            c, alpha = memory.fixed_c, None
+        ey = self.embed(y_prev)  # E y_{i-1}: (B, E)
+        t = self.t_tilde(torch.cat([s_prev, ey, c], dim=-1))  # t̃_i: (B, 2l)
+        t = t.view(-1, self.maxout_size, 2).amax(dim=-1)  # maxout over pairs: t_i (B, l)
+        logits = self.W_o(t)  # (B, V); p(y_i | ...) = softmax
+        s = self.cell(torch.cat([ey, c], dim=-1), s_prev)  # s_i = f(s_{i-1}, y_{i-1}, c_i)
+        return logits, s, alpha
+
+    def forward(self, src, src_len, tgt_in):
+        """Teacher forcing: logits (B, T, V) for every target position, and α (B, T, S) or None."""
+        memory = self.encode(src, src_len)
+        s, logits, alphas = memory.s0, [], []
+        for i in range(tgt_in.shape[1]):
+            step_logits, s, alpha = self.decode_step(memory, tgt_in[:, i], s)
+            logits.append(step_logits)
+            alphas.append(alpha)
+        alphas = torch.stack(alphas, dim=1) if self.attention else None
+        return torch.stack(logits, dim=1), alphas
+
+
+def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, pad_id: int = 0) -> torch.Tensor:
+    """Mean cross-entropy per target token, padding excluded. logits (B, T, V), tgt_out (B, T)."""
+    if logits.shape[:2] != tgt_out.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(tgt_out.shape)} "
+                         "disagree on (B, T)")
+    return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=pad_id)
+
+
+def train(model: nn.Module, next_batch, steps: int, lr: float = 3e-3, clip: float = 1.0,
+          desc: str = "training") -> list[float]:
+    """Adam on ``sequence_loss`` for ``steps`` updates; ``next_batch(step)`` returns a Batch.
+
+    The gradient norm is clipped at ``clip`` as in the paper. Returns the loss of every step.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    device = next(model.parameters()).device
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)  # orig: Adadelta (ε=1e-6, ρ=0.95)
+    model.train()
+    losses = []
+    bar = progress(range(steps), desc=desc)
+    for step in bar:
+        batch = next_batch(step).to(device)
+        logits, _ = model(batch.src, batch.src_len, batch.tgt_in)
+        loss = sequence_loss(logits, batch.tgt_out)
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        losses.append(loss.item())
+        if step % 50 == 0 or step == steps - 1:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    model.eval()
+    return losses
+
+
+@torch.no_grad()
+def greedy_decode(model: nn.Module, src: torch.Tensor, src_len: torch.Tensor, bos: int, eos: int,
+                  max_len: int):
+    """Pick the most probable word at every step until </s> (or ``max_len`` words).
+
+    Returns one id list per sentence (without </s>) and, for attention models, α as a
+    (B, steps, S) tensor (rows after a sentence's </s> are meaningless), else None.
+    """
+    if max_len < 1:
+        raise ValueError(f"max_len must be at least 1, got {max_len}")
+    model.eval()
+    memory = model.encode(src, src_len)
+    B = src.shape[0]
+    y = torch.full((B,), bos, dtype=torch.long, device=src.device)
+    s, out, alphas = memory.s0, [], []
+    done = torch.zeros(B, dtype=torch.bool, device=src.device)
+    for _ in range(max_len):
+        logits, s, alpha = model.decode_step(memory, y, s)
+        y = logits.argmax(dim=-1)  # (B,)
+        out.append(y)
+        alphas.append(alpha)
+        done |= y == eos
+        if bool(done.all()):
+            break
+    ids = torch.stack(out, dim=1).tolist()  # (B, steps)
+    hyps = [row[: row.index(eos)] if eos in row else row for row in ids]
+    return hyps, (torch.stack(alphas, dim=1) if alphas[0] is not None else None)
+
+
+def corpus_bleu(hypotheses, references, max_n: int = 4) -> float:
+    """Corpus-level BLEU (Papineni et al. 2002) in percent, one reference per sentence.
+
+    n-gram precisions are clipped counts summed over the corpus; their geometric mean is
+    multiplied by the brevity penalty exp(1 - r/c) when the output is shorter (c < r).
+    """
+    hypotheses, references = [list(h) for h in hypotheses], [list(r) for r in references]
+    if len(hypotheses) != len(references):
+        raise ValueError(f"got {len(hypotheses)} hypotheses and {len(references)} references; "
+                         "expected one reference per hypothesis")
+    if not hypotheses:
+        raise ValueError("corpus_bleu needs at least one sentence pair")
+    matches, totals = [0] * max_n, [0] * max_n
+    for hyp, ref in zip(hypotheses, references):
+        for n in range(1, max_n + 1):
+            hyp_ngrams = Counter(tuple(hyp[k:k + n]) for k in range(len(hyp) - n + 1))
+            ref_ngrams = Counter(tuple(ref[k:k + n]) for k in range(len(ref) - n + 1))
+            matches[n - 1] += sum((hyp_ngrams & ref_ngrams).values())  # clipped counts
+            totals[n - 1] += max(len(hyp) - n + 1, 0)
+    if min(matches) == 0:
+        return 0.0
+    log_precision = sum(math.log(m / t) for m, t in zip(matches, totals)) / max_n
+    c, r = sum(map(len, hypotheses)), sum(map(len, references))
+    brevity = 1.0 if c > r else math.exp(1 - r / c)
+    return 100 * brevity * math.exp(log_precision)
