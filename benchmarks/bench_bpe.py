@@ -7,7 +7,6 @@ merges (mlf.bpe.BPE.encode vs subword-nmt's BPE.process_line).
 import contextlib
 import io
 import json
-import time
 
 from subword_nmt.apply_bpe import BPE as SubwordNmtBPE
 from subword_nmt.learn_bpe import learn_bpe
@@ -15,19 +14,11 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from mlf.bpe import BPE, pretokenize, word_counts
 from mlf.corpora import shakespeare_text
+from mlf.timing import best_of
 
 NUM_MERGES = 5000
-REPEATS = 3
 
 
-def best_of(fn):
-    """Smallest wall time of REPEATS calls, and the last result."""
-    times, result = [], None
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def learn_mlf(lines):
@@ -89,4 +80,4 @@ def run():
         ("BPE segment: mlf.bpe", t_seg_mlf, "1.00", f"{len(lines):,} lines"),
         ("BPE segment: subword-nmt", t_seg_ref, f"{t_seg_ref / t_seg_mlf:.2f}", "identical output (asserted)"),
     ]
-    return f"Shakespeare, {size_mb:.1f} MB pretokenized, best of {REPEATS}", rows
+    return f"Shakespeare, {size_mb:.1f} MB pretokenized, best of 3", rows

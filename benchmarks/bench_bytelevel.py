@@ -6,7 +6,6 @@ for every learner. The educational trainer recounts all pairs before each merge;
 each timed call builds a fresh ByteLevelBPE, so its chunk cache starts empty.
 """
 import json
-import time
 
 import tiktoken
 from tiktoken._educational import bpe_train
@@ -14,20 +13,12 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from mlf.bytelevel import GPT2_PATTERN, ByteLevelBPE, train_ranks
 from mlf.corpora import shakespeare_text
+from mlf.timing import best_of
 
 NUM_MERGES = 1000
 TRAIN_BYTES = 300_000
-REPEATS = 3
 
 
-def best_of(fn, repeats=REPEATS):
-    """Smallest wall time of ``repeats`` calls, and the last result."""
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def learn_hf(text):
@@ -68,7 +59,7 @@ def run():
         ("byte-level BPE encode: tiktoken (Rust)", t_tik, f"{t_tik / t_enc:.3f}",
          f"{mb / t_tik:.1f} MB/s, identical ids (asserted)"),
     ]
-    return f"Shakespeare, byte-level BPE, best of {REPEATS}", rows
+    return f"Shakespeare, byte-level BPE, best of 3", rows
 
 
 if __name__ == "__main__":

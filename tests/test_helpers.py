@@ -77,3 +77,13 @@ def test_shakespeare_corpus_is_spoken_lines_only():
 def test_number_words():
     assert number_words([34, 1001], "de") == ["vierunddreißig", "eintausendeins"]
     assert number_words([34], "en") == ["thirty-four"]
+
+
+def test_best_of_returns_minimum_time_and_result():
+    from mlf.timing import best_of
+
+    calls = []
+    seconds, result = best_of(lambda: calls.append(1) or len(calls), repeats=4)
+    assert result == 4 and len(calls) == 4 and seconds >= 0
+    with pytest.raises(ValueError, match="positive integer"):
+        best_of(lambda: None, repeats=0)
