@@ -1,5 +1,4 @@
 """Tests for mlf.unigram: the lattice, Viterbi, sampling, training, and sentencepiece parity."""
-import io
 import math
 import random
 from collections import Counter
@@ -11,19 +10,14 @@ from hypothesis import strategies as st
 
 from mlf.corpora import number_words, shakespeare_lines
 from mlf.unigram import (SPACE, Unigram, corpus_words, denormalize, digamma, normalize, seed_pieces,
-                         split_words, train)
+                         split_words, train, train_sentencepiece)
 
 TOY = Unigram({"▁": -2.0, "▁a": -1.0, "a": -3.0, "b": -3.0, "ab": -2.5, "▁ab": -1.5})
 
 
 def sp_train(lines, vocab_size):
     spm.set_min_log_level(2)
-    out = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines), model_writer=out, model_type="unigram", vocab_size=vocab_size,
-        normalization_rule_name="identity", remove_extra_whitespaces=False, character_coverage=1.0,
-        num_threads=1, minloglevel=2, hard_vocab_limit=False)
-    return spm.SentencePieceProcessor(model_proto=out.getvalue())
+    return train_sentencepiece(lines, vocab_size)
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +129,11 @@ def test_seed_pieces_are_log_probabilities():
     (lambda: train([""], 10), "empty"),
     (lambda: train(["ab"], 10, shrinking_factor=1.5), "shrinking_factor"),
     (lambda: digamma(0.0), "x > 0"),
+    (lambda: train_sentencepiece("abc", 10), "not a single string"),
+    (lambda: train_sentencepiece(["", ""], 10), "empty"),
+    (lambda: train_sentencepiece(["ab", 3], 10), "every line to be a str"),
+    (lambda: train_sentencepiece(["ab"], 0), "vocab_size must be a positive integer"),
+    (lambda: train_sentencepiece(["ab"], 3), "at least 4"),
 ])
 def test_bad_input_is_rejected(call, message):
     with pytest.raises(ValueError, match=message):
@@ -185,3 +184,23 @@ def test_nbest_sample_stays_in_the_l_best():
 def test_sampling_rejects_bad_parameters(call):
     with pytest.raises(ValueError, match="positive"):
         call()
+
+
+def test_train_sentencepiece_is_deterministic_and_loadable():
+    lines = number_words(range(1, 300), "de")
+    sp = sp_train(lines, 43)
+    assert sp.get_piece_size() == 43
+    assert sp.serialized_model_proto() == sp_train(iter(lines), 43).serialized_model_proto()  # any iterable
+    model = Unigram.from_sentencepiece(sp)
+    assert len(model.scores) == 40  # the three special pieces are left out
+    assert all(model.encode(w) == sp.encode(w, out_type=str) for w in lines)
+
+
+def test_renormalized_sums_to_one():
+    lines = number_words(range(1, 300), "de")
+    model, _ = train(lines, 40)
+    assert sum(math.exp(v) for v in model.scores.values()) < 1  # the digamma M-step leaves mass out
+    fixed = model.renormalized()
+    assert math.isclose(sum(math.exp(v) for v in fixed.scores.values()), 1.0, rel_tol=1e-12)
+    shifts = {round(fixed.scores[p] - model.scores[p], 12) for p in model.scores}
+    assert len(shifts) == 1 and shifts.pop() > 0  # one constant, added to every score

@@ -25,6 +25,7 @@ Conventions follow ``sentencepiece`` 0.2 with ``normalization_rule_name="identit
 """
 from __future__ import annotations
 
+import io
 import math
 import random
 from collections import Counter, defaultdict
@@ -114,6 +115,16 @@ class Unigram:
         scores = {sp.id_to_piece(i): sp.get_score(i) for i in range(sp.get_piece_size())
                   if not any(test(i) for test in special)}
         return cls(scores)
+
+    def renormalized(self) -> Unigram:
+        """The same pieces with scores shifted by one constant so that ``sum_x p(x) = 1``.
+
+        # subtle: the digamma M-step (:func:`m_step`) leaves ``sum_x p(x) < 1``; compare the
+        # likelihoods of two models only after renormalizing both. The shift changes ``log P(x)``
+        # by a constant per piece, so it can change which segmentation is best.
+        """
+        log_total = _logsumexp(list(self.scores.values()))
+        return Unigram({p: s - log_total for p, s in self.scores.items()}, self.max_len)
 
     # -- the lattice ------------------------------------------------------------------------
     def lattice(self, s: str) -> list[list[Edge]]:
@@ -377,6 +388,36 @@ def train(lines: Iterable[str], vocab_size: int, seed_size: int = 100_000, shrin
     best = sorted((p for p in scores if p not in chars), key=lambda p: (-scores[p], p))
     final = {p: scores[p] for p in [*chars, *best[:max(vocab_size - len(chars), 0)]]}
     return Unigram(final, max_piece_length), log
+
+
+def train_sentencepiece(lines: Iterable[str], vocab_size: int, *, hard_vocab_limit: bool = False):
+    """Train ``sentencepiece``'s unigram model on raw ``lines``, in memory, as a reference.
+
+    The options make it comparable with :class:`Unigram` and :func:`train`: identity
+    normalization, every space kept, every character covered, one thread (the model is then the
+    same bytes run to run). ``vocab_size`` counts sentencepiece's three special pieces
+    (``<unk>``, ``<s>``, ``</s>``). With ``hard_vocab_limit=False`` a corpus too small for
+    ``vocab_size`` pieces gets a smaller vocabulary instead of an error. Returns a
+    ``sentencepiece.SentencePieceProcessor``; nothing is written to disk.
+    """
+    import sentencepiece as spm  # the reference library; only this function needs it
+
+    if isinstance(lines, str):
+        raise ValueError("train_sentencepiece expects an iterable of lines, not a single string")
+    lines = list(lines)
+    if not all(isinstance(line, str) for line in lines):
+        raise ValueError("train_sentencepiece expects every line to be a str")
+    if not any(lines):
+        raise ValueError("the corpus is empty: train_sentencepiece needs at least one non-empty line")
+    _check_positive_int(vocab_size, "vocab_size")
+    if vocab_size < 4:
+        raise ValueError(f"vocab_size must be at least 4 (3 special pieces + 1), got {vocab_size}")
+    out = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_writer=out, model_type="unigram", vocab_size=vocab_size,
+        normalization_rule_name="identity", remove_extra_whitespaces=False, character_coverage=1.0,
+        num_threads=1, minloglevel=2, hard_vocab_limit=hard_vocab_limit)
+    return spm.SentencePieceProcessor(model_proto=out.getvalue())
 
 
 def corpus_log_likelihood(model: Unigram, lines: Iterable[str]) -> float:
