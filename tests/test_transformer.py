@@ -155,3 +155,31 @@ def test_decoder_is_causal():
 def test_bad_input_is_rejected(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_translator_greedy_decode_agrees_with_teacher_forcing():
+    from mlf.seq2seq import greedy_decode
+    from mlf.transformer import Translator
+
+    model = Translator(9, 7, d_model=16, n_heads=2, d_ff=32, n_layers=1, dropout=0.0).eval()
+    src, src_len = torch.randint(3, 9, (3, 6)), torch.tensor([6, 4, 2])
+    hyps, alpha = greedy_decode(model, src, src_len, bos=1, eos=2, max_len=5)
+    assert alpha.shape[0] == 3 and torch.allclose(alpha.sum(-1), torch.ones_like(alpha.sum(-1)), atol=1e-5)
+    assert torch.all(alpha[1, :, 4:] == 0)  # padding keys get no attention
+    for b, h in enumerate(hyps):  # feeding the greedy output back reproduces its argmaxes
+        tgt_in = torch.tensor([[1] + h[:-1]]) if h else torch.tensor([[1]])
+        logits, _ = model(src[b:b + 1], src_len[b:b + 1], tgt_in)
+        assert logits.argmax(-1)[0].tolist()[: len(h)] == h[: tgt_in.shape[1]]
+
+
+def test_train_follows_the_schedule():
+    from mlf.seq2seq import Batch, train
+    from mlf.transformer import Translator
+
+    model = Translator(9, 7, d_model=16, n_heads=2, d_ff=32, n_layers=1, dropout=0.0)
+    batch = Batch(torch.randint(3, 9, (4, 5)), torch.tensor([5, 5, 3, 2]), torch.randint(1, 7, (4, 4)),
+                  torch.randint(2, 7, (4, 4)))
+    rates = []
+    losses = train(model, lambda step: batch, 5, lr=1.0, desc="test",
+                   schedule=lambda s: rates.append(s) or noam_rate(s, 16, 2), label_smoothing=0.1)
+    assert len(losses) == 5 and rates == [1, 2, 3, 4, 5, 6]

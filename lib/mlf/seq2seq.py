@@ -267,35 +267,48 @@ class RNNSearch(nn.Module):
         return torch.stack(logits, dim=1), alphas
 
 
-def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, pad_id: int = 0) -> torch.Tensor:
-    """Mean cross-entropy per target token, padding excluded. logits (B, T, V), tgt_out (B, T)."""
+def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, pad_id: int = 0,
+                  label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy per target token, padding excluded. logits (B, T, V), tgt_out (B, T).
+
+    ``label_smoothing`` ε trains against (1 - ε) one-hot + ε / V (PyTorch's definition).
+    """
     if logits.shape[:2] != tgt_out.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(tgt_out.shape)} "
                          "disagree on (B, T)")
-    return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=pad_id)
+    return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=pad_id,
+                           label_smoothing=label_smoothing)
 
 
 def train(model: nn.Module, next_batch, steps: int, lr: float = 3e-3, clip: float = 1.0,
-          desc: str = "training") -> list[float]:
+          desc: str = "training", schedule=None, label_smoothing: float = 0.0) -> list[float]:
     """Adam on ``sequence_loss`` for ``steps`` updates; ``next_batch(step)`` returns a Batch.
 
-    The gradient norm is clipped at ``clip`` as in the paper. Returns the loss of every step.
+    The gradient norm is clipped at ``clip`` as in the paper. ``schedule(step)``, if given,
+    multiplies ``lr`` at each step (steps count from 1), e.g. the Transformer's warm-up.
+    Returns the loss of every step.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)  # orig: Adadelta (ε=1e-6, ρ=0.95)
+    if schedule is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr * schedule(1)
     model.train()
     losses = []
     bar = progress(range(steps), desc=desc)
     for step in bar:
         batch = next_batch(step).to(device)
         logits, _ = model(batch.src, batch.src_len, batch.tgt_in)
-        loss = sequence_loss(logits, batch.tgt_out)
+        loss = sequence_loss(logits, batch.tgt_out, label_smoothing=label_smoothing)
         optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
+        if schedule is not None:  # the rate for the next step
+            for group in optimizer.param_groups:
+                group["lr"] = lr * schedule(step + 2)
         losses.append(loss.item())
         if step % 50 == 0 or step == steps - 1:
             bar.set_postfix(loss=f"{loss.item():.3f}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -215,6 +216,41 @@ class Transformer(nn.Module):
 
     def forward(self, src, tgt, src_mask=None):
         return self.decode(tgt, self.encode(src, src_mask), src_mask)
+
+
+@dataclass
+class TranslatorMemory:
+    memory: torch.Tensor  # (B, S, d_model), the encoder's output
+    src_mask: torch.Tensor  # (B, 1, 1, S), True at real source tokens
+    s0: torch.Tensor  # (B, 0): the decoder's "state" is the prefix generated so far
+
+
+class Translator(nn.Module):
+    """A Transformer behind the interface of ``mlf.seq2seq`` (``train``, ``greedy_decode``).
+
+    ``forward(src, src_len, tgt_in)`` returns (logits (B, T, V), None); ``decode_step`` feeds the
+    whole prefix again (no key/value cache: simple, and fast enough at our lengths) and returns
+    the last layer's encoder-decoder attention, averaged over heads, as the alignment.
+    """
+
+    def __init__(self, src_vocab: int, tgt_vocab: int, **kwargs):
+        super().__init__()
+        self.net = Transformer(src_vocab, tgt_vocab, **kwargs)
+
+    def forward(self, src, src_len, tgt_in):
+        mask = padding_mask(src_len.to(src.device), src.shape[1])
+        return self.net(src, tgt_in, mask), None
+
+    def encode(self, src, src_len) -> TranslatorMemory:
+        mask = padding_mask(src_len.to(src.device), src.shape[1])
+        empty = torch.empty(src.shape[0], 0, dtype=torch.long, device=src.device)
+        return TranslatorMemory(self.net.encode(src, mask), mask, empty)
+
+    def decode_step(self, memory: TranslatorMemory, y_prev, prefix):
+        prefix = torch.cat([prefix, y_prev[:, None]], dim=1)  # (B, t)
+        logits = self.net.decode(prefix, memory.memory, memory.src_mask)[:, -1]  # (B, V)
+        alpha = self.net.decoder[-1].cross_attn.weights[:, :, -1].mean(1)  # (B, S)
+        return logits, prefix, alpha
 
 
 def noam_rate(step: int, d_model: int, warmup: int = 4000) -> float:
