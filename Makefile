@@ -11,7 +11,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 PYTEST := $(BIN)/python -m pytest -n auto --dist loadfile
 
-.PHONY: install book test test-lax lab outputs bench clean
+.PHONY: install book test test-lax lab outputs bench checkpoints clean
 
 install: $(STAMP)
 
@@ -40,6 +40,10 @@ outputs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# the small checkpoints that chapters load instead of training for minutes (data/)
+checkpoints: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/train_ntm.py
 
 clean:
 	rm -rf _build
