@@ -213,14 +213,21 @@ class RNNSearch(nn.Module):
     """The paper's encoder-decoder. ``attention=False`` gives its baseline (RNNencdec): the
     same network with c_i fixed to the encoder's final states for every i."""
 
-    def __init__(self, src_vocab: int, tgt_vocab: int, emb_size: int = 32, hidden_size: int = 64,
-                 attn_size: int = 64, maxout_size: int = 64, attention: bool = True):
+    def __init__(self, src_vocab: int | None, tgt_vocab: int, emb_size: int = 32, hidden_size: int = 64,
+                 attn_size: int = 64, maxout_size: int = 64, attention: bool = True,
+                 encoder: nn.Module | None = None, attn: nn.Module | None = None):
         super().__init__()
         H = hidden_size
         self.attention = attention
-        self.encoder = BiEncoder(src_vocab, emb_size, H)
+        if encoder is None and src_vocab is None:
+            raise ValueError("RNNSearch needs src_vocab (for its word encoder) or an encoder module")
+        # any encoder mapping (src, src_len) to annotations (B, S, 2H) will do, e.g. for speech
+        self.encoder = BiEncoder(src_vocab, emb_size, H) if encoder is None else encoder
         self.W_s = nn.Linear(H, H)
-        self.attn = AdditiveAttention(H, 2 * H, attn_size) if attention else None
+        if attention:  # another alignment model may replace a(s, h), e.g. a location-aware one
+            self.attn = AdditiveAttention(H, 2 * H, attn_size) if attn is None else attn
+        else:
+            self.attn = None
         self.embed = nn.Embedding(tgt_vocab, emb_size, padding_idx=0)  # E for the target side
         self.cell = GRUCell(emb_size + 2 * H, H)  # input [E y_{i-1}; c_i]: W and C side by side
         self.maxout_size = maxout_size
@@ -229,8 +236,8 @@ class RNNSearch(nn.Module):
         self.W_o = nn.Linear(maxout_size, tgt_vocab)
 
     def encode(self, src: torch.Tensor, src_len: torch.Tensor) -> Memory:
-        if src.dim() != 2 or src.shape[0] == 0 or src_len.shape != (src.shape[0],):
-            raise ValueError(f"expected src (B, S) with B > 0 and src_len (B,), got "
+        if src.dim() not in (2, 3) or src.shape[0] == 0 or src_len.shape != (src.shape[0],):
+            raise ValueError(f"expected src (B, S) or (B, S, features) with B > 0 and src_len (B,), got "
                              f"{tuple(src.shape)} and {tuple(src_len.shape)}")
         h = self.encoder(src, src_len)  # (B, S, 2H)
         H = h.shape[-1] // 2
@@ -248,12 +255,17 @@ class RNNSearch(nn.Module):
             c, alpha = self.attn(s_prev, memory.h, memory.mask, memory.Uh)  # c_i: (B, 2H)
         else:
             c, alpha = memory.fixed_c, None
+        logits, s = self.emit(y_prev, s_prev, c)
+        return logits, s, alpha
+
+    def emit(self, y_prev: torch.Tensor, s_prev: torch.Tensor, c: torch.Tensor):
+        """Given the context c_i: logits (B, V) for y_i and the next state s_i (B, H)."""
         ey = self.embed(y_prev)  # E y_{i-1}: (B, E)
         t = self.t_tilde(torch.cat([s_prev, ey, c], dim=-1))  # t̃_i: (B, 2l)
         t = t.view(-1, self.maxout_size, 2).amax(dim=-1)  # maxout over pairs: t_i (B, l)
         logits = self.W_o(t)  # (B, V); p(y_i | ...) = softmax
         s = self.cell(torch.cat([ey, c], dim=-1), s_prev)  # s_i = f(s_{i-1}, y_{i-1}, c_i)
-        return logits, s, alpha
+        return logits, s
 
     def forward(self, src, src_len, tgt_in):
         """Teacher forcing: logits (B, T, V) for every target position, and α (B, T, S) or None."""
