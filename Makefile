@@ -11,7 +11,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 PYTEST := $(BIN)/python -m pytest -n auto --dist loadfile
 
-.PHONY: install book test test-lax lab outputs bench checkpoints clean
+.PHONY: install book test test-lax lab outputs bench checkpoints speech-data clean
 
 install: $(STAMP)
 
@@ -44,6 +44,12 @@ bench: $(STAMP)
 # the small checkpoints that chapters load instead of training for minutes (data/)
 checkpoints: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python scripts/train_ntm.py
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/train_speech.py
+
+# the spoken-digits features in data/speech (needs Debian's espeak-ng; tests and chapters do not)
+speech-data: $(STAMP)
+	@command -v espeak-ng >/dev/null || { echo "speech-data needs espeak-ng: apt-get install espeak-ng"; exit 1; }
+	$(BIN)/python scripts/make_speech_data.py
 
 clean:
 	rm -rf _build
