@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from mlf.seq2seq import Vocab
-from mlf.speech import load_digits
+from mlf.speech import DATA, load_digits
 from mlf.speech_attention import train_recognizer
 
 # Saved in curves.pt; the chapter rebuilds the models from this copy, so it is the one place to edit.
@@ -25,7 +25,7 @@ CONFIG = {"model": {"hidden_size": 64, "attn_size": 64, "emb_size": 16, "maxout_
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("data/speech"))
+    parser.add_argument("--out", type=Path, default=DATA.parent)
     args = parser.parse_args()
     torch.set_num_threads(1)  # determinism and a fair share of a small machine
     train_set = load_digits("train")

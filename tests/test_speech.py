@@ -10,8 +10,8 @@ from mlf.seq2seq import AdditiveAttention, Vocab, greedy_decode, train
 from mlf.speech import (DATA, Utterance, concatenate, dequantize, edit_distance, error_rate,
                         feature_stats, hz_to_mel, load_digits, log_mel, mel_filterbank,
                         pad_features, quantize)
-from mlf.speech_attention import (LocationAwareAttention, SpeechRecognizer, median_frame,
-                                  recognize, speech_batch)
+from mlf.speech_attention import (LocationAwareAttention, SpeechRecognizer, max_phonemes,
+                                  median_frame, recognize, speech_batch, to_espnet)
 
 
 def test_mel_filters_are_triangles_on_the_mel_scale():
@@ -119,6 +119,23 @@ def test_location_features_equal_an_explicit_loop():
                                explicit_location_features(attn.F.weight.detach(), alpha))
 
 
+@pytest.mark.parametrize("beta", [1.0, 2.0])
+def test_equals_espnet_attloc(beta):
+    torch.manual_seed(0)
+    attn = LocationAwareAttention(6, 8, 5, n_filters=3, width=7, beta=beta)
+    ref = to_espnet(attn)
+    s, h = torch.randn(3, 6), torch.randn(3, 11, 8)
+    lengths = [11, 6, 9]
+    mask = torch.arange(11) < torch.tensor(lengths).unsqueeze(1)
+    alpha_prev = torch.softmax(torch.randn(3, 11).masked_fill(~mask, -1e9), dim=-1)
+    with torch.no_grad():
+        g, alpha = attn(s, h, mask, alpha_prev=alpha_prev)
+        ref.reset()
+        g_ref, alpha_ref = ref(h, torch.tensor(lengths), s, alpha_prev, scaling=beta)
+    torch.testing.assert_close(alpha, alpha_ref)
+    torch.testing.assert_close(g, g_ref)
+
+
 def test_without_filters_it_is_bahdanaus_attention():
     torch.manual_seed(0)
     ours, theirs = LocationAwareAttention(6, 8, 5, n_filters=0), AdditiveAttention(6, 8, 5)
@@ -165,6 +182,9 @@ def test_location_attention_gradients():
     (lambda: LocationAwareAttention(4, 6, 3, beta=0), "beta > 0"),
     (lambda: LocationAwareAttention(4, 6, 3)(torch.zeros(1, 4), torch.zeros(1, 5, 6),
                                               torch.ones(1, 5, dtype=torch.bool)), "need alpha_prev"),
+    (lambda: LocationAwareAttention(4, 6, 3, n_filters=0)(
+        torch.zeros(2, 4), torch.zeros(2, 5, 6), torch.tensor([[True] * 5, [False] * 5])), "no frames"),
+    (lambda: to_espnet(LocationAwareAttention(4, 6, 3, n_filters=0)), "n_filters > 0"),
 ])
 def test_bad_attention_input(make, message):
     with pytest.raises(ValueError, match=message):
@@ -200,3 +220,17 @@ def test_recognizer_trains_and_decodes(n_filters):
     assert len(hyps) == 16 and alignments[0].shape[1] == len(data[0].features)
     ids, _ = greedy_decode(model, batch.src, batch.src_len, vocab.bos, vocab.eos, max_len=3)
     assert all(len(i) <= 3 for i in ids)
+
+
+def test_options_reach_the_attention_and_each_output_keeps_its_own_cap():
+    model = SpeechRecognizer(4, 7, hidden_size=8, attn_size=8, emb_size=4, maxout_size=4, layers=1,
+                             n_filters=2, width=5, smooth=True, beta=2.0)
+    assert model.attn.smooth and model.attn.beta == 2.0 and model.attn.n_filters == 2
+    vocab = Vocab(list("abcd"))
+    short = Utterance(np.zeros((6, 4), np.float32), ["a"], "1", "v", 0)
+    long = Utterance(np.zeros((60, 4), np.float32), ["a"], "1", "v", 0)
+    with torch.no_grad():
+        model.W_o.bias[vocab.stoi["a"]] = 1e4  # it says "a" forever and never </s>
+    hyps, alignments = recognize(model, [short, long], vocab)
+    assert hyps == [["a"] * max_phonemes(6), ["a"] * max_phonemes(60)]
+    assert alignments[0].shape == (7, 6) and alignments[1].shape == (25, 60)

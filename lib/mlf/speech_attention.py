@@ -32,7 +32,7 @@ class FeatureEncoder(nn.Module):
         self.register_buffer("mean", torch.zeros(n_features) if mean is None else mean.float())
         self.register_buffer("std", torch.ones(n_features) if std is None else std.float())
         self.rnn = nn.GRU(n_features, hidden_size, num_layers=layers, batch_first=True,
-                          bidirectional=True)  # orig: 3 layers of 256 units per direction
+                          bidirectional=True)  # the paper's encoder is deeper and wider
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.mean.shape[0]:
@@ -54,11 +54,11 @@ class LocationAwareAttention(AdditiveAttention):
 
     Inherited names map to the paper's: W_a is W, U_a is V (its bias is b), v_a is w.
     ``beta`` > 1 sharpens the weights (α ∝ exp(β e)); ``smooth`` replaces exp by the logistic
-    sigmoid (α ∝ σ(e)); ``window`` w keeps only frames within w of the median of α_{i-1}.
+    sigmoid (α ∝ σ(β e)); ``window`` w keeps only frames within w of the median of α_{i-1}.
     """
 
-    def __init__(self, query_size: int, key_size: int, attn_size: int, n_filters: int = 8,
-                 width: int = 15, beta: float = 1.0, smooth: bool = False, window: int | None = None):
+    def __init__(self, query_size: int, key_size: int, attn_size: int, n_filters: int = 10,
+                 width: int = 101, beta: float = 1.0, smooth: bool = False, window: int | None = None):
         super().__init__(query_size, key_size, attn_size)
         if n_filters < 0 or width < 1 or width % 2 == 0:
             raise ValueError(f"need n_filters >= 0 and an odd filter width, got {n_filters} and {width}")
@@ -79,6 +79,8 @@ class LocationAwareAttention(AdditiveAttention):
         if h.dim() != 3 or mask.shape != h.shape[:2] or s_prev.shape[0] != h.shape[0]:
             raise ValueError(f"expected s_prev (B, H), h (B, L, K), mask (B, L); got "
                              f"{tuple(s_prev.shape)}, {tuple(h.shape)}, {tuple(mask.shape)}")
+        if not bool(mask.any(dim=1).all()):
+            raise ValueError("every row of mask needs at least one True (an utterance with no frames)")
         if (self.n_filters or self.window is not None) and (
                 alpha_prev is None or alpha_prev.shape != mask.shape):
             raise ValueError(f"location features and windowing need alpha_prev of shape "
@@ -98,24 +100,49 @@ class LocationAwareAttention(AdditiveAttention):
     def normalize(self, e: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """α_i from the scores e_i over the frames where ``mask`` is True: (B, L) -> (B, L)."""
         if self.smooth:  # α_{i,j} = σ(e_{i,j}) / Σ_j σ(e_{i,j}): many frames can share the mass
-            weights = torch.sigmoid(e) * mask
+            weights = torch.sigmoid(self.beta * e) * mask
             return weights / weights.sum(dim=-1, keepdim=True)
         return torch.softmax((self.beta * e).masked_fill(~mask, float("-inf")), dim=-1)
 
+
+def to_espnet(attn: LocationAwareAttention):
+    """ESPnet's AttLoc, the reference location-aware attention, holding ``attn``'s weights.
+
+    Its names: mlp_dec is W, mlp_enc is V (+ b), loc_conv is F, mlp_att is U, gvec is w (its
+    bias, a constant shift of every score, is set to 0). Call it with ``scaling=beta``.
+    """
+    from espnet.nets.pytorch_backend.rnn.attentions import AttLoc
+
+    if not attn.n_filters:
+        raise ValueError("to_espnet needs location features (n_filters > 0)")
+    width = attn.F.kernel_size[0]
+    ref = AttLoc(attn.U_a.in_features, attn.W_a.in_features, attn.U_a.out_features,
+                 attn.n_filters, width // 2).to(attn.U_a.weight.dtype)
+    with torch.no_grad():
+        ref.mlp_dec.weight.copy_(attn.W_a.weight)
+        ref.mlp_enc.weight.copy_(attn.U_a.weight)
+        ref.mlp_enc.bias.copy_(attn.U_a.bias)
+        ref.loc_conv.weight.copy_(attn.F.weight.view(attn.n_filters, 1, 1, width))  # (k, 1, 1, r)
+        ref.mlp_att.weight.copy_(attn.U.weight)
+        ref.gvec.weight.copy_(attn.v_a.weight)
+        ref.gvec.bias.zero_()
+    return ref
 
 class SpeechRecognizer(RNNSearch):
     """Log-mel frames in, phonemes out: RNNSearch with a FeatureEncoder and LocationAwareAttention.
 
     The decoder's state is the pair (s_i, α_i), since the next alignment needs the last one.
+    ``attention_options`` go to LocationAwareAttention: n_filters (0: content-based), width,
+    beta, smooth, window.
     """
 
     def __init__(self, n_features: int, n_phonemes: int, hidden_size: int = 64, attn_size: int = 64,
-                 emb_size: int = 16, maxout_size: int = 64, layers: int = 2, n_filters: int = 8,
-                 width: int = 15, mean=None, std=None):
+                 emb_size: int = 16, maxout_size: int = 64, layers: int = 2, mean=None, std=None,
+                 **attention_options):
         super().__init__(None, n_phonemes, emb_size, hidden_size, attn_size, maxout_size,
                          encoder=FeatureEncoder(n_features, hidden_size, layers, mean, std),
                          attn=LocationAwareAttention(hidden_size, 2 * hidden_size, attn_size,
-                                                     n_filters, width))
+                                                     **attention_options))
 
     def encode(self, src, src_len):
         memory = super().encode(src, src_len)
@@ -139,20 +166,34 @@ def speech_batch(utterances: list[Utterance], vocab: Vocab) -> Batch:
     return Batch(src, src_len, tgt_in, tgt_out)
 
 
+def max_phonemes(n_frames: int) -> int:
+    """Decoding stops here at the latest: one phoneme per 3 frames (60 ms), plus 5.
+
+    A cap from the audio alone; the fastest speech in our data has one phoneme per 3.3 frames.
+    """
+    return n_frames // 3 + 5
+
+
 @torch.no_grad()
 def recognize(model: SpeechRecognizer, utterances: list[Utterance], vocab: Vocab,
               batch_size: int = 128):
-    """Greedy phoneme sequences for every utterance, and their alignments α (steps, L) each."""
+    """Greedy phoneme sequences for every utterance, and their alignments α (steps, L) each.
+
+    Only the frames are used (no transcription needed). Each utterance is held to its own
+    ``max_phonemes``: rows of a batch decode independently, so cutting a row's output at its
+    cap gives what decoding it alone would.
+    """
     device = next(model.parameters()).device
     hyps, alignments = [], []
     for k in range(0, len(utterances), batch_size):
         chunk = utterances[k:k + batch_size]
-        batch = speech_batch(chunk, vocab).to(device)
-        # a cap from the audio alone: one phoneme per 3 frames (60 ms); the fastest speech here is ~3.3
-        max_len = int(batch.src_len.max()) // 3 + 5
-        ids, alpha = greedy_decode(model, batch.src, batch.src_len, vocab.bos, vocab.eos, max_len)
-        hyps += [vocab.decode(i) for i in ids]
-        alignments += [a[: len(i) + 1, : len(u.features)].cpu() for a, i, u in zip(alpha, ids, chunk)]
+        src, src_len = pad_features([u.features for u in chunk])
+        max_len = max_phonemes(int(src_len.max()))
+        ids, alpha = greedy_decode(model, src.to(device), src_len, vocab.bos, vocab.eos, max_len)
+        for row, a, u in zip(ids, alpha, chunk):
+            cap = max_phonemes(len(u.features))
+            hyps.append(vocab.decode(row[:cap]))
+            alignments.append(a[: min(len(row) + 1, cap), : len(u.features)].cpu())  # + 1: </s>
     return hyps, alignments
 
 
