@@ -183,3 +183,18 @@ def test_train_follows_the_schedule():
     losses = train(model, lambda step: batch, 5, lr=1.0, desc="test",
                    schedule=lambda s: rates.append(s) or noam_rate(s, 16, 2), label_smoothing=0.1)
     assert len(losses) == 5 and rates == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("d_model", [16, 32, 128])
+def test_scaled_embeddings_start_at_unit_rms_so_positions_are_not_drowned(d_model):
+    # paper §3.4 multiplies embeddings by sqrt(d_model); with the N(0, 1/d_model) init (tensor2tensor,
+    # fairseq) the product has unit rms, where PyTorch's N(0, 1) default would give sqrt(d_model)
+    model = Transformer(2000, 3000, d_model=d_model, n_heads=4, d_ff=32, n_layers=1)
+    positions = sinusoidal_encoding(64, d_model)  # (64, d_model), rms 1/sqrt(2)
+    for embedding in (model.src_embed, model.tgt_embed):
+        scaled = embedding.weight.detach() * math.sqrt(d_model)  # (V, d_model)
+        rms = scaled.pow(2).mean().sqrt().item()
+        assert abs(rms - 1.0) < 0.05
+        share = positions.pow(2).mean().item() / (positions.pow(2).mean().item() + rms ** 2)
+        assert 0.3 < share < 0.37  # position is a third of the input's variance (1.5% at N(0, 1), d_model = 32)
+        assert abs(scaled.mean().item()) < 0.05

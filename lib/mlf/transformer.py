@@ -185,7 +185,10 @@ class DecoderLayer(nn.Module):
 
 
 class Transformer(nn.Module):
-    """Encoder-decoder Transformer (paper Fig. 1) with shared-size embeddings scaled by sqrt(d_model)."""
+    """Encoder-decoder Transformer (paper Fig. 1).
+
+    Embeddings are drawn from N(0, 1/d_model) and multiplied by sqrt(d_model), so they start at unit rms.
+    """
 
     def __init__(self, src_vocab: int, tgt_vocab: int, d_model: int = 64, n_heads: int = 4, d_ff: int = 128,
                  n_layers: int = 2, dropout: float = 0.1, n_kv_heads: int | None = None,
@@ -200,6 +203,15 @@ class Transformer(nn.Module):
         self.decoder = nn.ModuleList(DecoderLayer(d_model, n_heads, ffn(), dropout, n_kv_heads) for _ in range(n_layers))
         self.dropout = nn.Dropout(dropout)
         self.generator = nn.Linear(d_model, tgt_vocab)
+        # Paper §3.4: "In the embedding layers, we multiply those weights by sqrt(d_model)"; it does not
+        # say how they start. The authors' tensor2tensor code (and fairseq after it) draws them from
+        # N(0, 1/d_model), so that E * sqrt(d_model) has unit variance, the order of the sinusoids (rms 0.71).
+        # orig (PyTorch's nn.Embedding): N(0, 1), i.e. rms sqrt(d_model) after the scaling, which drowns
+        # the positional encodings (position is 1.5% of the input's variance at d_model = 32).
+        # subtle: redrawn last, after nn.Embedding's own N(0, 1) draw, so every other parameter gets the
+        # same random numbers as it would with PyTorch's default (seeded results elsewhere stay comparable).
+        for embedding in (self.src_embed, self.tgt_embed):
+            nn.init.normal_(embedding.weight, mean=0.0, std=d_model ** -0.5)
 
     def encode(self, src, src_mask=None):  # src: (B, S) token ids -> memory (B, S, d_model)
         x = self.dropout(self.src_pos(self.src_embed(src) * math.sqrt(self.d_model)))
