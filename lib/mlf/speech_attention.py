@@ -203,7 +203,7 @@ def phoneme_error_rate(model: SpeechRecognizer, utterances: list[Utterance], voc
 
 
 def train_recognizer(config: dict, kind: str, seed: int, vocab: Vocab, train_set: list[Utterance],
-                     steps: int | None = None):
+                     steps: int | None = None, device: torch.device | str = "cpu"):
     """Build and train one recognizer; returns it and its loss at every step.
 
     ``config["model"]`` holds the sizes, ``config[kind]`` the attention's (e.g. ``n_filters``),
@@ -215,7 +215,7 @@ def train_recognizer(config: dict, kind: str, seed: int, vocab: Vocab, train_set
     seed_everything(seed)
     mean, std = feature_stats(train_set)
     model = SpeechRecognizer(train_set[0].features.shape[1], len(vocab), mean=mean, std=std,
-                             **config["model"], **config[kind])
+                             **config["model"], **config[kind]).to(device)
     order = length_sorted_batches([len(u.features) for u in train_set], config["batch"], seed=seed)
     losses = train(model, lambda step: speech_batch([train_set[k] for k in next(order)], vocab),
                    steps or config["steps"], lr=config["lr"], desc=f"{kind}, seed {seed}")
