@@ -23,14 +23,20 @@ def clean_stream(text: str) -> str:
 
 
 def merge_streams(outputs: list) -> list:
-    """Join consecutive outputs of one stream (as Jupyter shows them) and keep final lines."""
+    """Join consecutive outputs of one stream (as Jupyter shows them) and keep final lines.
+
+    A blank piece of a stream that arrives after another stream's output (tqdm's closing
+    newline after a print) joins the last piece of its own stream, so the page shows no empty
+    box; nbval joins each stream's pieces before comparing, so the comparison is unchanged.
+    """
     merged = []
     for out in outputs:
-        if (out.output_type == "stream" and merged and merged[-1].output_type == "stream"
-                and merged[-1].name == out.name):
-            merged[-1].text += out.text
-        else:
-            merged.append(out)
+        if out.output_type == "stream":
+            same = [m for m in merged if m.output_type == "stream" and m.name == out.name]
+            if same and (merged[-1] is same[-1] or not out.text.strip()):
+                same[-1].text += out.text
+                continue
+        merged.append(out)
     for out in merged:
         if out.output_type == "stream":
             out.text = clean_stream(out.text)
