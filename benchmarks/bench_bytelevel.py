@@ -61,9 +61,3 @@ def run():
     ]
     return f"Shakespeare, byte-level BPE, best of 3", rows
 
-
-if __name__ == "__main__":
-    title, rows = run()
-    print(title)
-    for row in rows:
-        print(row)

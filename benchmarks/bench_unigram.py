@@ -44,9 +44,3 @@ def run():
     ]
     return f"Shakespeare, 4 plays, {size_mb:.1f} MB raw text, best of 3", rows
 
-
-if __name__ == "__main__":
-    title, rows = run()
-    print(title)
-    for row in rows:
-        print(row)

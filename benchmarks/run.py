@@ -13,9 +13,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def main() -> None:
+def main(names: list[str]) -> None:
+    """All benchmarks, or those named (``python benchmarks/run.py unigram`` runs bench_unigram.py)."""
     lines = [f"Machine: {platform.machine()}, Python {platform.python_version()}", ""]
-    for path in sorted(HERE.glob("bench_*.py")):
+    benches = {p.stem.removeprefix("bench_"): p for p in sorted(HERE.glob("bench_*.py"))}
+    unknown = set(names) - set(benches)
+    if unknown:
+        sys.exit(f"no benchmark named {sorted(unknown)}; there are {list(benches)}")
+    for name, path in benches.items():
+        if names and name not in names:
+            continue
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -34,4 +41,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -183,7 +183,7 @@ def test_location_attention_gradients():
     (lambda: LocationAwareAttention(4, 6, 3)(torch.zeros(1, 4), torch.zeros(1, 5, 6),
                                               torch.ones(1, 5, dtype=torch.bool)), "need alpha_prev"),
     (lambda: LocationAwareAttention(4, 6, 3, n_filters=0)(
-        torch.zeros(2, 4), torch.zeros(2, 5, 6), torch.tensor([[True] * 5, [False] * 5])), "no frames"),
+        torch.zeros(2, 4), torch.zeros(2, 5, 6), torch.tensor([[True] * 5, [False] * 5])), "at least one True"),
     (lambda: to_espnet(LocationAwareAttention(4, 6, 3, n_filters=0)), "n_filters > 0"),
 ])
 def test_bad_attention_input(make, message):

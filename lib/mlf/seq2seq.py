@@ -108,6 +108,14 @@ class Batch:
         return Batch(self.src.to(device), self.src_len, self.tgt_in.to(device), self.tgt_out.to(device))
 
 
+def target_batch(tgt_seqs, vocab: Vocab) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded decoder input (<s> in front) and output (</s> behind) of target sequences: (B, T) each."""
+    tgt = [vocab.encode(t) for t in tgt_seqs]
+    tgt_in, _ = pad_batch([[vocab.bos] + t for t in tgt], vocab.pad)
+    tgt_out, _ = pad_batch([t + [vocab.eos] for t in tgt], vocab.pad)
+    return tgt_in, tgt_out
+
+
 def make_batch(src_seqs, tgt_seqs, src_vocab: Vocab, tgt_vocab: Vocab) -> Batch:
     """Encode and pad token sequences; the target gets <s> in front (input) and </s> behind (output)."""
     src_seqs, tgt_seqs = list(src_seqs), list(tgt_seqs)
@@ -115,10 +123,7 @@ def make_batch(src_seqs, tgt_seqs, src_vocab: Vocab, tgt_vocab: Vocab) -> Batch:
         raise ValueError(f"got {len(src_seqs)} source and {len(tgt_seqs)} target sequences; "
                          "expected one target per source")
     src, src_len = pad_batch([src_vocab.encode(s) for s in src_seqs], src_vocab.pad)
-    tgt = [tgt_vocab.encode(t) for t in tgt_seqs]
-    tgt_in, _ = pad_batch([[tgt_vocab.bos] + t for t in tgt], tgt_vocab.pad)
-    tgt_out, _ = pad_batch([t + [tgt_vocab.eos] for t in tgt], tgt_vocab.pad)
-    return Batch(src, src_len, tgt_in, tgt_out)
+    return Batch(src, src_len, *target_batch(tgt_seqs, tgt_vocab))
 
 
 class GRUCell(nn.Module):
@@ -183,19 +188,26 @@ class AdditiveAttention(nn.Module):
         """U_a h_j for all j, once per sentence: it does not depend on i."""
         return self.U_a(h)  # (B, S, 2H) -> (B, S, A)
 
-    def forward(self, s_prev, h, mask, Uh=None):
+    def forward(self, s_prev, h, mask, Uh=None, extra=None):
         # s_prev: (B, H); h: (B, S, 2H); mask: (B, S) True at real words -> c (B, 2H), α (B, S)
+        # extra: (B, S, A), one more term inside the tanh (the speech chapter's location features)
         if h.dim() != 3 or mask.shape != h.shape[:2] or s_prev.shape[0] != h.shape[0]:
             raise ValueError(f"expected s_prev (B, H), h (B, S, K), mask (B, S); got "
                              f"{tuple(s_prev.shape)}, {tuple(h.shape)}, {tuple(mask.shape)}")
         if not bool(mask.any(dim=1).all()):
             raise ValueError("every row of mask needs at least one True (a sentence with no words)")
         Uh = self.project(h) if Uh is None else Uh
-        e = self.v_a(torch.tanh(self.W_a(s_prev).unsqueeze(1) + Uh)).squeeze(-1)  # e_ij: (B, S)
-        e = e.masked_fill(~mask, float("-inf"))  # padding gets α = 0
-        alpha = torch.softmax(e, dim=-1)  # α_ij: (B, S), each row sums to 1
+        pre = self.W_a(s_prev).unsqueeze(1) + Uh  # W_a s_{i-1} + U_a h_j: (B, S, A)
+        if extra is not None:
+            pre = pre + extra
+        e = self.v_a(torch.tanh(pre)).squeeze(-1)  # e_ij: (B, S)
+        alpha = self.normalize(e, mask)  # α_ij: (B, S), each row sums to 1
         c = torch.bmm(alpha.unsqueeze(1), h).squeeze(1)  # c_i = Σ_j α_ij h_j: (B, 2H)
         return c, alpha
+
+    def normalize(self, e: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Softmax of the scores over the real words; padding gets α = 0."""
+        return torch.softmax(e.masked_fill(~mask, float("-inf")), dim=-1)
 
 
 @dataclass

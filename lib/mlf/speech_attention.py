@@ -19,8 +19,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mlf.env import seed_everything
 from mlf.seq2seq import (AdditiveAttention, Batch, RNNSearch, Vocab, greedy_decode,
-                         length_sorted_batches, pad_batch, train)
-from mlf.speech import Utterance, error_rate, feature_stats, pad_features
+                         length_sorted_batches, target_batch, train)
+from mlf.speech import Utterance, feature_stats, pad_features
 
 
 class FeatureEncoder(nn.Module):
@@ -76,34 +76,24 @@ class LocationAwareAttention(AdditiveAttention):
 
     def forward(self, s_prev, h, mask, Uh=None, alpha_prev=None):
         # s_prev: (B, H); h: (B, L, 2H); mask, alpha_prev: (B, L) -> g (B, 2H), α (B, L)
-        if h.dim() != 3 or mask.shape != h.shape[:2] or s_prev.shape[0] != h.shape[0]:
-            raise ValueError(f"expected s_prev (B, H), h (B, L, K), mask (B, L); got "
-                             f"{tuple(s_prev.shape)}, {tuple(h.shape)}, {tuple(mask.shape)}")
-        if not bool(mask.any(dim=1).all()):
-            raise ValueError("every row of mask needs at least one True (an utterance with no frames)")
         if (self.n_filters or self.window is not None) and (
                 alpha_prev is None or alpha_prev.shape != mask.shape):
             raise ValueError(f"location features and windowing need alpha_prev of shape "
                              f"{tuple(mask.shape)}, got {None if alpha_prev is None else tuple(alpha_prev.shape)}")
-        Uh = self.project(h) if Uh is None else Uh  # V h_j + b: (B, L, A)
-        pre = self.W_a(s_prev).unsqueeze(1) + Uh  # W s_{i-1} + V h_j + b: (B, L, A)
-        if self.n_filters:
-            pre = pre + self.U(self.location_features(alpha_prev))  # + U f_{i,j}
-        e = self.v_a(torch.tanh(pre)).squeeze(-1)  # e_{i,j}: (B, L)
-        if self.window is not None:
+        if self.window is not None:  # only frames within w of the median of α_{i-1} compete
             m = median_frame(alpha_prev).unsqueeze(1)  # (B, 1)
             frames = torch.arange(mask.shape[1], device=mask.device)
             mask = mask & ((frames - m).abs() <= self.window)
-        alpha = self.normalize(e, mask)
-        return torch.bmm(alpha.unsqueeze(1), h).squeeze(1), alpha  # g_i = Σ_j α_{i,j} h_j
+        location = self.U(self.location_features(alpha_prev)) if self.n_filters else None  # U f_{i,j}
+        # e_{i,j} = w^T tanh(W s_{i-1} + V h_j + b + U f_{i,j}), normalised below; g_i = Σ_j α_{i,j} h_j
+        return super().forward(s_prev, h, mask, Uh, extra=location)
 
     def normalize(self, e: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """α_i from the scores e_i over the frames where ``mask`` is True: (B, L) -> (B, L)."""
         if self.smooth:  # α_{i,j} = σ(e_{i,j}) / Σ_j σ(e_{i,j}): many frames can share the mass
             weights = torch.sigmoid(self.beta * e) * mask
             return weights / weights.sum(dim=-1, keepdim=True)
-        return torch.softmax((self.beta * e).masked_fill(~mask, float("-inf")), dim=-1)
-
+        return super().normalize(self.beta * e, mask)  # α_{i,j} ∝ exp(β e_{i,j})
 
 def to_espnet(attn: LocationAwareAttention):
     """ESPnet's AttLoc, the reference location-aware attention, holding ``attn``'s weights.
@@ -160,10 +150,7 @@ class SpeechRecognizer(RNNSearch):
 def speech_batch(utterances: list[Utterance], vocab: Vocab) -> Batch:
     """Padded frames (B, L, M) and phoneme ids with <s> in front (input) and </s> behind (output)."""
     src, src_len = pad_features([u.features for u in utterances])
-    tgt = [vocab.encode(u.phonemes) for u in utterances]
-    tgt_in, _ = pad_batch([[vocab.bos] + t for t in tgt], vocab.pad)
-    tgt_out, _ = pad_batch([t + [vocab.eos] for t in tgt], vocab.pad)
-    return Batch(src, src_len, tgt_in, tgt_out)
+    return Batch(src, src_len, *target_batch([u.phonemes for u in utterances], vocab))
 
 
 def max_phonemes(n_frames: int) -> int:
@@ -196,10 +183,6 @@ def recognize(model: SpeechRecognizer, utterances: list[Utterance], vocab: Vocab
             alignments.append(a[: min(len(row) + 1, cap), : len(u.features)].cpu())  # + 1: </s>
     return hyps, alignments
 
-
-def phoneme_error_rate(model: SpeechRecognizer, utterances: list[Utterance], vocab: Vocab) -> float:
-    hyps, _ = recognize(model, utterances, vocab)
-    return error_rate([u.phonemes for u in utterances], hyps)
 
 
 def train_recognizer(config: dict, kind: str, seed: int, vocab: Vocab, train_set: list[Utterance],
