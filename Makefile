@@ -5,13 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NB ?=
+SHIFTS ?= 1 2 3 4 5
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export OMP_NUM_THREADS ?= 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 PYTEST := $(BIN)/python -m pytest -n auto --dist loadfile
 
-.PHONY: install book test test-lax lab outputs bench checkpoints speech-data clean
+.PHONY: install book test test-lax seeds lab outputs bench checkpoints speech-data clean
 
 install: $(STAMP)
 
@@ -31,6 +32,10 @@ test: $(STAMP)
 
 test-lax: $(STAMP)
 	$(PYTEST) --nbval-lax
+
+# every chapter again with each explicit seed shifted by each of SHIFTS (only errors fail)
+seeds: $(STAMP)
+	$(BIN)/python scripts/seeds.py --shifts $(SHIFTS) $(NB)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)

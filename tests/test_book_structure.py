@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 CARD_FIELDS = ["Paper", "Authors", "Year", "Link", "Claim we reproduce", "CPU runtime"]
 IGNORE_TAG = "nbval-ignore-output"
+SEED_EXACT_TAG = "seed-exact"  # make seeds: this cell checks a stored run bit for bit
 
 
 def toc_files():
@@ -72,12 +73,13 @@ def test_stored_outputs_are_complete(notebook):
     assert "widgets" not in nb["metadata"]
 
 
-def test_skipped_comparisons_say_why(notebook):
+@pytest.mark.parametrize("tag", [IGNORE_TAG, SEED_EXACT_TAG])
+def test_tagged_cells_say_why(notebook, tag):
     _, nb = notebook
     for cell in code_cells(nb):
-        if IGNORE_TAG in cell["metadata"].get("tags", []):
-            assert re.search(rf"#\s*{IGNORE_TAG}:\s*\S", source(cell)), \
-                f"a cell tagged {IGNORE_TAG} needs a '# {IGNORE_TAG}: <why>' comment"
+        if tag in cell["metadata"].get("tags", []):
+            assert re.search(rf"#\s*{tag}:\s*\S", source(cell)), \
+                f"a cell tagged {tag} needs a '# {tag}: <why>' comment"
 
 
 def test_installs_and_writes_nothing(notebook):
