@@ -2,8 +2,8 @@
 
 Usage: python .ci/browser_check.py [PAGE ...]   (default: the intro and every chapter)
 
-For each page: the math is typeset by MathJax (no raw TeX left), every figure loads, and no
-request leaves localhost. A screenshot of each page goes to _build/screenshots/.
+For each page: the math is typeset by MathJax (no raw TeX left), every figure loads, no
+request leaves localhost, and on a phone-width screen (390 px) the paper card fits the screen. A screenshot of each page goes to _build/screenshots/.
 Uses Debian's chromium (/usr/bin/chromium) through Playwright; no browser is downloaded.
 """
 import functools
@@ -23,6 +23,10 @@ PAGES = sys.argv[1:] or ["intro.html", *CHAPTERS]
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+PHONE = {"width": 390, "height": 844}
+CARD_OVERFLOW = """[...document.querySelectorAll('.admonition')]
+    .filter(a => a.scrollWidth > a.clientWidth + 1 || a.getBoundingClientRect().right > innerWidth + 1)
+    .map(a => (a.querySelector('.admonition-title') || a).textContent.trim().slice(0, 40))"""
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -64,6 +68,11 @@ def check_page(browser, base: str, page_path: str) -> list[str]:
     shot = SHOTS / (Path(page_path).stem + ".png")
     page.screenshot(path=str(shot))
     page.screenshot(path=str(shot.with_name(shot.stem + "-full.png")), full_page=True)
+    page.set_viewport_size(PHONE)
+    clipped = page.evaluate(CARD_OVERFLOW)
+    if clipped:
+        problems.append(f"cards wider than a {PHONE['width']} px screen: {clipped}")
+    page.screenshot(path=str(shot.with_name(shot.stem + "-phone.png")))
     print(f"{page_path}: {'ok' if not problems else 'FAILED'} ({len(images)} images, "
           f"math: {'yes' if has_math else 'none'}, {len(requests)} requests, all local: {not outside}); "
           f"screenshot {shot.relative_to(ROOT)}")
