@@ -87,3 +87,17 @@ def test_best_of_returns_minimum_time_and_result():
     assert result == 4 and len(calls) == 4 and seconds >= 0
     with pytest.raises(ValueError, match="positive integer"):
         best_of(lambda: None, repeats=0)
+
+
+@pytest.mark.parametrize("numbers, lang", [([3.7], "de"), ([-1], "en"), ([True], "de"),
+                                           ([1], "klingon")])
+def test_number_words_rejects_bad_input(numbers, lang):
+    with pytest.raises(ValueError):
+        number_words(numbers, lang)
+
+
+def test_best_of_rejects_a_non_function():
+    from mlf.timing import best_of
+
+    with pytest.raises(TypeError, match="function"):
+        best_of(42)

@@ -10,12 +10,13 @@ import numpy as np
 
 
 def seed_everything(seed: int = 0) -> None:
-    """Seed Python, NumPy and (if installed) PyTorch, so a chapter runs the same every time."""
+    """Seed Python, NumPy and (if installed) PyTorch: a chapter runs alike each time."""
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     random.seed(seed)
     np.random.seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)  # for subprocesses; this process's hash seed is fixed
+    # for subprocesses; this process's own hash seed is already fixed
+    os.environ["PYTHONHASHSEED"] = str(seed)
     try:
         import torch
     except ImportError:
@@ -24,7 +25,7 @@ def seed_everything(seed: int = 0) -> None:
 
 
 def pick_device():
-    """``cuda`` when a GPU is present, else ``cpu``: chapters run unchanged on either."""
+    """``cuda`` when a GPU is present, else ``cpu``: chapters run unchanged on both."""
     import torch
 
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -37,5 +38,6 @@ def versions(*packages: str) -> str:
         try:
             parts.append(f"{name} {importlib.metadata.version(name)}")
         except importlib.metadata.PackageNotFoundError:
-            raise ValueError(f"package {name!r} is not installed; see requirements.txt") from None
+            raise ValueError(f"package {name!r} is not installed; "
+                             "see requirements.txt") from None
     return " | ".join(parts)

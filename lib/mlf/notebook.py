@@ -17,13 +17,13 @@ def show_source(obj):
     try:
         source = inspect.getsource(obj)
     except (TypeError, OSError):
-        raise ValueError(f"show_source expects a function, class or module defined in Python, "
-                         f"got {obj!r}") from None
+        raise ValueError("show_source expects a function, class or module defined in "
+                         f"Python, got {obj!r}") from None
     return Markdown(f"```python\n{source}```")
 
 
 def progress(iterable=None, **kwargs) -> tqdm:
-    """A text progress bar (not a widget), so a saved notebook keeps one clean line of text."""
+    """A text progress bar (not a widget): a saved notebook keeps one clean line."""
     kwargs.setdefault("file", sys.stderr)
     kwargs.setdefault("ascii", True)
     kwargs.setdefault("mininterval", 0.5)

@@ -1,4 +1,4 @@
-"""One plotting style for the whole book: readable on the site's light and dark themes."""
+"""One plotting style for the whole book, readable on the light and the dark theme."""
 from __future__ import annotations
 
 import matplotlib as mpl
@@ -17,7 +17,8 @@ BOOK_STYLE = {
     "font.size": 10,
     "axes.titlesize": 11,
     "legend.frameon": False,
-    "axes.prop_cycle": mpl.cycler(color=["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]),
+    "axes.prop_cycle": mpl.cycler(color=["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
+                                         "#9467bd", "#8c564b"]),
 }
 
 
@@ -29,34 +30,41 @@ def use_book_style() -> None:
 def plot_segmentations(rows, labels=None, ax=None, title=None):
     """Draw each row of pieces as a strip of adjacent boxes, one box per piece.
 
-    ``rows`` is a list of segmentations, each a list of non-empty strings (``["low", "est"]``);
-    ``labels`` names the rows on the left. Box widths follow the number of characters, so
-    the same word segmented differently lines up from row to row. Two colours alternate so
-    that neighbouring pieces stand apart; a colour carries no other meaning.
+    ``rows`` is a list of segmentations, each a list of non-empty strings
+    (``["low", "est"]``); ``labels`` names the rows on the left. Box widths follow the
+    number of characters, so one word segmented differently lines up from row to row.
+    Two colours alternate so that neighbouring pieces stand apart; a colour carries no
+    other meaning.
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
     rows = [list(r) for r in rows]
-    if not rows or any(not r or not all(isinstance(p, str) and p for p in r) for r in rows):
-        raise ValueError("rows must be a non-empty list of segmentations, each a non-empty "
-                         "list of non-empty strings")
+    if not rows or any(not r or not all(isinstance(p, str) and p for p in r)
+                       for r in rows):
+        raise ValueError("rows must be a non-empty list of segmentations, each a "
+                         "non-empty list of non-empty strings")
     if labels is not None and len(labels) != len(rows):
         raise ValueError(f"got {len(labels)} labels for {len(rows)} rows")
     width = max(sum(len(p) for p in r) for r in rows)
     if ax is None:
-        _, ax = plt.subplots(figsize=(min(2 + 0.22 * width, 14), 0.5 + 0.45 * len(rows)))
-    colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"][:2]  # alternate: only marks borders
+        _, ax = plt.subplots(figsize=(min(2 + 0.22 * width, 14),
+                                      0.5 + 0.45 * len(rows)))
+    # two colours alternate: they only mark where one piece ends and the next begins
+    colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"][:2]
     for y, pieces in enumerate(rows):
         x = 0
         for k, piece in enumerate(pieces):
-            ax.add_patch(Rectangle((x, -y - 0.4), len(piece), 0.8, facecolor=colors[k % len(colors)],
-                                   alpha=0.25, edgecolor="black", linewidth=0.8))
-            ax.text(x + len(piece) / 2, -y, piece, ha="center", va="center", family="monospace")
+            ax.add_patch(Rectangle((x, -y - 0.4), len(piece), 0.8,
+                                   facecolor=colors[k % len(colors)], alpha=0.25,
+                                   edgecolor="black", linewidth=0.8))
+            ax.text(x + len(piece) / 2, -y, piece, ha="center", va="center",
+                    family="monospace")
             x += len(piece)
     ax.set_xlim(-0.2, width + 0.2)
     ax.set_ylim(-len(rows) + 0.4, 0.6)
-    ax.set_yticks([-y for y in range(len(rows))], labels if labels is not None else [""] * len(rows))
+    ax.set_yticks([-y for y in range(len(rows))],
+                  labels if labels is not None else [""] * len(rows))
     ax.set_xticks([])
     ax.grid(False)
     for side in ("top", "right", "bottom", "left"):
@@ -67,11 +75,12 @@ def plot_segmentations(rows, labels=None, ax=None, title=None):
 
 
 def plot_alignment(weights, source, target, ax=None, title=None, reference=None):
-    """Heatmap of attention weights, the paper's Fig. 3: one row per target word, one column
-    per source word, white = 1, black = 0 (the paper's grey scale).
+    """Heatmap of attention weights, the paper's Fig. 3: one row per target word, one
+    column per source word, white = 1, black = 0 (the paper's grey scale).
 
-    ``weights`` is a (len(target), len(source)) array; ``reference`` optionally gives, per target
-    word, the source position it truly translates (or None), drawn as a red outline.
+    ``weights`` is a (len(target), len(source)) array; ``reference`` optionally gives,
+    per target word, the source position it truly translates (or None), drawn as a red
+    outline.
     """
     import matplotlib.pyplot as plt
     import numpy as np
@@ -83,7 +92,8 @@ def plot_alignment(weights, source, target, ax=None, title=None, reference=None)
         raise ValueError(f"weights must have shape (len(target), len(source)) = "
                          f"({len(target)}, {len(source)}), got {weights.shape}")
     if reference is not None and len(reference) != len(target):
-        raise ValueError(f"reference has {len(reference)} entries for {len(target)} target words")
+        raise ValueError(f"reference has {len(reference)} entries for {len(target)} "
+                         "target words")
     if ax is None:
         _, ax = plt.subplots(figsize=(0.3 * len(source) + 2, 0.3 * len(target) + 1.5))
     ax.imshow(weights, cmap="gray", vmin=0, vmax=1, aspect="equal")
@@ -94,7 +104,8 @@ def plot_alignment(weights, source, target, ax=None, title=None, reference=None)
     ax.grid(False)
     for i, j in enumerate(reference or []):
         if j is not None:
-            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#d62728", linewidth=1.2))
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False,
+                                   edgecolor="#d62728", linewidth=1.2))
     ax.set_xlabel("source (English)")
     ax.set_ylabel("output (German)")
     if title:
