@@ -35,7 +35,7 @@ test-lax: $(STAMP)
 
 # every chapter again with each explicit seed shifted by each of SHIFTS (only errors fail)
 seeds: $(STAMP)
-	$(BIN)/python scripts/seeds.py --shifts $(SHIFTS) $(NB)
+	$(BIN)/python scripts/seeds.py $(NB) --shifts $(SHIFTS)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
@@ -50,6 +50,7 @@ bench: $(STAMP)
 checkpoints: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python scripts/train_ntm.py
 	OMP_NUM_THREADS=1 $(BIN)/python scripts/train_speech.py
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/train_lm.py
 
 # the spoken-digits features in data/speech (needs Debian's espeak-ng; tests and chapters do not)
 speech-data: $(STAMP)

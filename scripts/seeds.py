@@ -2,7 +2,7 @@
 
 Usage (``make seeds``, ``make seeds NB=notebooks/04_bpe.ipynb SHIFTS="1 2"``):
 
-    python scripts/seeds.py [--shifts 1 2 3 4 5] [--jobs 2] [NOTEBOOK ...]
+    python scripts/seeds.py [NOTEBOOK ...] [--shifts 1 2 3 4 5] [--jobs 2]
 
 For each notebook and each shift, a fresh kernel runs the notebook top to bottom with every
 integer seed given to ``random``, NumPy or PyTorch moved by the shift (the IPython start-up
