@@ -1,9 +1,11 @@
-"""mlf.bytelevel against tiktoken's educational trainer, Hugging Face tokenizers and tiktoken.
+"""mlf.bytelevel against tiktoken's educational trainer, Hugging Face tokenizers and
+tiktoken.
 
-Training: 1,000 merges (vocabulary 1,256) on 0.3 MB of Shakespeare, GPT-2 pre-tokenization
-for every learner. The educational trainer recounts all pairs before each merge; it runs once
-(about a minute), the others best of 3. Encoding: the full Shakespeare text with those ranks;
-each timed call builds a fresh ByteLevelBPE, so its chunk cache starts empty.
+Training: 1,000 merges (vocabulary 1,256) on 0.3 MB of Shakespeare, GPT-2
+pre-tokenization for every learner. The educational trainer recounts all pairs before
+each merge; it runs once (about a minute), the others best of 3. Encoding: the full
+Shakespeare text with those ranks; each timed call builds a fresh ByteLevelBPE, so its
+chunk cache starts empty.
 """
 import json
 
@@ -19,12 +21,12 @@ NUM_MERGES = 1000
 TRAIN_BYTES = 300_000
 
 
-
-
 def learn_hf(text):
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    trainer = trainers.BpeTrainer(vocab_size=256 + NUM_MERGES, min_frequency=0, show_progress=False,
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False,
+                                                       use_regex=True)
+    trainer = trainers.BpeTrainer(vocab_size=256 + NUM_MERGES, min_frequency=0,
+                                  show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
 
     def train():
@@ -39,25 +41,30 @@ def run():
     text = full.encode()[:TRAIN_BYTES].decode("utf-8", errors="ignore")
     vocab_size = 256 + NUM_MERGES
     t_mlf, ours = best_of(lambda: train_ranks(text, vocab_size, GPT2_PATTERN))
-    t_edu, theirs = best_of(lambda: bpe_train(text, vocab_size, GPT2_PATTERN, visualise=None), repeats=1)
-    assert list(ours.items()) == list(theirs.items()), "mlf.bytelevel and the educational trainer differ"
+    t_edu, theirs = best_of(
+        lambda: bpe_train(text, vocab_size, GPT2_PATTERN, visualise=None), repeats=1)
+    assert list(ours.items()) == list(theirs.items()), \
+        "mlf.bytelevel and the educational trainer differ"
     t_hf, hf_merges = best_of(learn_hf(text))
 
-    reference = tiktoken.Encoding(name="bench", pat_str=GPT2_PATTERN, mergeable_ranks=ours, special_tokens={})
+    reference = tiktoken.Encoding(name="bench", pat_str=GPT2_PATTERN,
+                                  mergeable_ranks=ours, special_tokens={})
     mb = len(full.encode()) / 1e6
     t_enc, ids = best_of(lambda: ByteLevelBPE(ours, GPT2_PATTERN).encode(full))
     t_tik, ref_ids = best_of(lambda: reference.encode_ordinary(full))
     assert ids == ref_ids, "mlf.bytelevel and tiktoken encoded differently"
 
+    train_mb = len(text.encode()) / 1e6
     rows = [
-        ("byte-level BPE train: mlf.bytelevel", t_mlf, "1.00", f"{NUM_MERGES} merges on {len(text.encode()) / 1e6:.2f} MB"),
+        ("byte-level BPE train: mlf.bytelevel", t_mlf, "1.00",
+         f"{NUM_MERGES} merges on {train_mb:.2f} MB"),
         ("byte-level BPE train: tiktoken._educational", t_edu, f"{t_edu / t_mlf:.0f}",
          "identical ranks (asserted); full recount per merge, 1 run"),
-        ("byte-level BPE train: HF tokenizers ByteLevel (Rust)", t_hf, f"{t_hf / t_mlf:.2f}",
-         f"{len(hf_merges)} merges, other tie-breaking"),
-        ("byte-level BPE encode: mlf.bytelevel", t_enc, "1.00", f"{mb / t_enc:.1f} MB/s on {mb:.1f} MB"),
+        ("byte-level BPE train: HF tokenizers ByteLevel (Rust)", t_hf,
+         f"{t_hf / t_mlf:.2f}", f"{len(hf_merges)} merges, other tie-breaking"),
+        ("byte-level BPE encode: mlf.bytelevel", t_enc, "1.00",
+         f"{mb / t_enc:.1f} MB/s on {mb:.1f} MB"),
         ("byte-level BPE encode: tiktoken (Rust)", t_tik, f"{t_tik / t_enc:.3f}",
          f"{mb / t_tik:.1f} MB/s, identical ids (asserted)"),
     ]
-    return f"Shakespeare, byte-level BPE, best of 3", rows
-
+    return "Shakespeare, byte-level BPE, best of 3", rows
