@@ -1,8 +1,10 @@
 """mlf.bpe against subword-nmt and Hugging Face tokenizers, side by side in one run.
 
-Learning: 5,000 merges (minimum frequency 2) on the full Shakespeare text (38 plays), word
-counting included for every learner. Segmenting: every line of the text with the learned
-merges (mlf.bpe.BPE.encode vs subword-nmt's BPE.process_line).
+Learning: 5,000 merges (minimum frequency 2) on the full Shakespeare text (38 plays),
+word counting included for every learner. Segmenting: every line of the text with the
+learned merges (mlf.bpe.BPE.encode vs subword-nmt's BPE.process_line), then again with
+the vocabulary filter (the token counts of the encoded text, threshold 50: subword-nmt's
+``--vocabulary`` and ``--vocabulary-threshold``).
 """
 import contextlib
 import io
@@ -17,8 +19,7 @@ from mlf.corpora import shakespeare_text
 from mlf.timing import best_of
 
 NUM_MERGES = 5000
-
-
+THRESHOLD = 50
 
 
 def learn_mlf(lines):
@@ -33,8 +34,10 @@ def learn_subword_nmt(lines):
 
 
 def learn_hf(lines):
-    counts = word_counts(lines)  # only to size the vocabulary: HF counts words itself, timed below
-    initial = len(set("".join(counts))) + len({w[-1] for w in counts})  # characters, inner and final
+    # only to size the vocabulary: HF counts words itself, timed below
+    counts = word_counts(lines)
+    # characters, inside a word and at its end
+    initial = len(set("".join(counts))) + len({w[-1] for w in counts})
     tokenizer = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     trainer = trainers.BpeTrainer(vocab_size=initial + NUM_MERGES, min_frequency=2,
@@ -47,13 +50,13 @@ def learn_hf(lines):
     return train
 
 
-def segment_mlf(merges, lines):
-    bpe = BPE(merges)
+def segment_mlf(merges, lines, vocab=None, threshold=None):
+    bpe = BPE(merges, vocab=vocab, threshold=threshold)
     return [" ".join(bpe.encode(line)) for line in lines]
 
 
-def segment_subword_nmt(codes, lines):
-    reference = SubwordNmtBPE(io.StringIO(codes))
+def segment_subword_nmt(codes, lines, vocab=None):
+    reference = SubwordNmtBPE(io.StringIO(codes), vocab=vocab)
     return [reference.process_line(line) for line in lines]
 
 
@@ -72,12 +75,24 @@ def run():
     t_seg_ref, theirs = best_of(lambda: segment_subword_nmt(codes, lines))
     assert ours == theirs, "mlf.bpe and subword-nmt segmented differently"
 
+    vocab = BPE(merges_mlf).token_counts(word_counts(lines))
+    kept = {t for t, c in vocab.items() if c >= THRESHOLD}
+    t_voc_mlf, ours = best_of(lambda: segment_mlf(merges_mlf, lines, vocab, THRESHOLD))
+    t_voc_ref, theirs = best_of(lambda: segment_subword_nmt(codes, lines, kept))
+    assert ours == theirs, "mlf.bpe and subword-nmt split pieces differently"
+
     rows = [
         ("BPE learn: mlf.bpe", t_mlf, "1.00", f"{NUM_MERGES} merges"),
-        ("BPE learn: subword-nmt 0.3.8", t_ref, f"{t_ref / t_mlf:.2f}", "identical merges (asserted)"),
+        ("BPE learn: subword-nmt 0.3.8", t_ref, f"{t_ref / t_mlf:.2f}",
+         "identical merges (asserted)"),
         ("BPE learn: HF tokenizers (Rust)", t_hf, f"{t_hf / t_mlf:.2f}",
          f"{shared_hf} of {NUM_MERGES} merges shared (other tie-breaking)"),
         ("BPE segment: mlf.bpe", t_seg_mlf, "1.00", f"{len(lines):,} lines"),
-        ("BPE segment: subword-nmt", t_seg_ref, f"{t_seg_ref / t_seg_mlf:.2f}", "identical output (asserted)"),
+        ("BPE segment: subword-nmt", t_seg_ref, f"{t_seg_ref / t_seg_mlf:.2f}",
+         "identical output (asserted)"),
+        ("BPE segment, vocabulary filter: mlf.bpe", t_voc_mlf, "1.00",
+         f"threshold {THRESHOLD}: {len(kept):,} of {len(vocab):,} tokens kept"),
+        ("BPE segment, vocabulary filter: subword-nmt", t_voc_ref,
+         f"{t_voc_ref / t_voc_mlf:.2f}", "identical output (asserted)"),
     ]
     return f"Shakespeare, {size_mb:.1f} MB pretokenized, best of 3", rows
