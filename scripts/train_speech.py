@@ -1,9 +1,10 @@
-"""Train content-based and location-aware recognizers on spoken digits and save small checkpoints.
+"""Train content-based and location-aware digit recognizers; save small checkpoints.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/train_speech.py        # writes data/speech/*.pt
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/train_speech.py  # data/speech/*.pt
 
-Three seeds per model, single-threaded on the CPU, so the files are what this script produces.
-The chapter notebooks/03_speech_attention.ipynb loads them with ``torch.load(weights_only=True)``.
+Three seeds per model, single-threaded on the CPU, so the files are what this script
+produces. The chapter notebooks/03_speech_attention.ipynb loads them with
+``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
@@ -17,9 +18,13 @@ from mlf.seq2seq import Vocab
 from mlf.speech import DATA, load_digits
 from mlf.speech_attention import train_recognizer
 
-# Saved in curves.pt; the chapter rebuilds the models from this copy, so it is the one place to edit.
-CONFIG = {"model": {"hidden_size": 64, "attn_size": 64, "emb_size": 16, "maxout_size": 64, "layers": 2},
-          "content": {"n_filters": 0}, "location": {"n_filters": 10, "width": 101},  # k = 10 filters, r = 101 frames (±1 s)
+# Saved in curves.pt; the chapter rebuilds the models from this copy: the one place to
+# edit. Location features: k = 10 filters of r = 101 frames of 20 ms, ±1 s around each
+# frame (the authors' TIMIT filters span 201 frames of 10 ms: attention-lvcsr's
+# lvsr/configs/timit_bothgru_conv.yaml, conv_n: 100).
+CONFIG = {"model": {"hidden_size": 64, "attn_size": 64, "emb_size": 16,
+                    "maxout_size": 64, "layers": 2},
+          "content": {"n_filters": 0}, "location": {"n_filters": 10, "width": 101},
           "steps": 500, "batch": 32, "lr": 3e-3, "seeds": [0, 1, 2]}
 
 
