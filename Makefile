@@ -49,6 +49,7 @@ bench: $(STAMP)
 # the small checkpoints that chapters load instead of training for minutes (data/)
 checkpoints: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python scripts/train_ntm.py
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/ntm_spread.py
 	OMP_NUM_THREADS=1 $(BIN)/python scripts/train_speech.py
 	OMP_NUM_THREADS=1 $(BIN)/python scripts/train_lm.py
 

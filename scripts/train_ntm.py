@@ -1,9 +1,11 @@
 """Train the NTM and the LSTM baseline on the copy task and save small checkpoints.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/train_ntm.py            # writes data/ntm/
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/train_ntm.py      # writes data/ntm/
 
-Single-threaded on the CPU with fixed seeds, so the files are bit-for-bit what this script
-produces. The chapter notebooks/02_ntm.ipynb loads them with ``torch.load(weights_only=True)``.
+Single-threaded on the CPU with fixed seeds: the same machine reproduces the files
+bit for bit; another CPU may differ in the last digits of a float (its vector units
+sum in another order). The chapter notebooks/02_ntm.ipynb loads them with
+``torch.load(..., weights_only=True)``.
 """
 from __future__ import annotations
 
@@ -13,22 +15,13 @@ from pathlib import Path
 
 import torch
 
-from mlf.ntm import NTM, LSTMBaseline, train_copy
+from mlf.ntm import build_copy_models, train_copy
 
-# Saved in curves.pt; the chapter rebuilds the models from this copy, so it is the one place to edit.
+# Saved in curves.pt; the chapter rebuilds the models from this copy, so it is the one
+# place to edit.
 CONFIG = {"bits": 6, "max_len": 10, "batch": 16, "steps": 12000, "controller_size": 100,
           "memory_rows": 32, "memory_width": 16, "lstm_hidden": 128,
           "ntm_lr": 3e-4, "lstm_lr": 1e-3, "clip": 10.0, "data_seed": 1, "init_seed": 0}
-
-
-def build(config: dict):
-    bits = config["bits"]
-    torch.manual_seed(config["init_seed"])
-    ntm = NTM(bits + 1, bits, controller_size=config["controller_size"],
-              memory_rows=config["memory_rows"], memory_width=config["memory_width"])
-    torch.manual_seed(config["init_seed"])
-    lstm = LSTMBaseline(bits + 1, bits, hidden_size=config["lstm_hidden"])
-    return ntm, lstm
 
 
 def main() -> None:
@@ -38,9 +31,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)  # determinism and a fair share of a small machine
     config = dict(CONFIG, steps=args.steps)
-    ntm, lstm = build(config)
+    ntm, lstm = build_copy_models(config)
     curves = {}
-    for name, model, lr in (("ntm", ntm, config["ntm_lr"]), ("lstm", lstm, config["lstm_lr"])):
+    runs = (("ntm", ntm, config["ntm_lr"]), ("lstm", lstm, config["lstm_lr"]))
+    for name, model, lr in runs:
         start = time.perf_counter()
         costs = train_copy(model, config["steps"], config["bits"], config["max_len"],
                            batch=config["batch"], lr=lr, clip=config["clip"],
