@@ -1,11 +1,13 @@
 """Byte-level BPE in mlf.bytelevel: tiktoken's educational trainer, tiktoken's encoder
 and loader, GPT-2's byte order, merges recovered from ranks, laws, errors."""
+import inspect
 import json
 from collections import Counter
 
 import numpy as np
 import pytest
 import tiktoken
+import tiktoken_ext.openai_public
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from tiktoken._educational import bpe_train
@@ -354,3 +356,8 @@ def test_shared_learner_rejects_mismatched_counts():
         merge_most_frequent([[b"a", b"b"]], [1, 2], 5)
     with pytest.raises(ValueError, match="num_merges must be a positive integer"):
         merge_most_frequent([[b"a", b"b"]], [1], 0)
+
+
+def test_cl100k_pattern_is_tiktokens():
+    # quoted from tiktoken_ext/openai_public.py: it must occur there verbatim
+    assert CL100K_PATTERN in inspect.getsource(tiktoken_ext.openai_public)

@@ -182,6 +182,7 @@ class LocationAwareAttention(AdditiveAttention):
         (B, L)."""
         if self.smooth:
             # α_{i,j} = σ(x_j) / Σ_j' σ(x_j'), x = β (e + b_e): frames share the mass.
+            # (the paper's smooth focus has no β: β = 1 is its form, β != 1 ours)
             # Computed as softmax(log σ(x)): the same ratio, and never 0 / 0.
             x = self.beta * (e + self.energy_bias)
             return super().normalize(torch.nn.functional.logsigmoid(x), mask)
