@@ -16,7 +16,6 @@ is what every chapter loads (``mlf.gpt.load_book_lm``, ``torch.load(weights_only
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -24,8 +23,8 @@ import torch
 
 from mlf.bytelevel import GPT2_PATTERN, ByteLevelBPE
 from mlf.corpora import shakespeare_text, shakespeare_titles
-from mlf.gpt import CHECKPOINT, GPT, GPTConfig, load_book_lm, save_checkpoint
-from mlf.notebook import progress
+from mlf.gpt import (CHECKPOINT, GPT, GPTConfig, load_book_lm, mean_loss, save_checkpoint,
+                     train_steps)
 
 HELD_OUT = ["hamlet", "the-tempest", "twelfth-night"]
 CONFIG = {"model": {"vocab_size": 2048, "context": 128, "d_model": 160, "n_heads": 8,
@@ -48,52 +47,21 @@ def windows(stream: torch.Tensor, length: int, count: int) -> torch.Tensor:
     return stream[: count * length].view(count, length)
 
 
-@torch.no_grad()
-def held_out_loss(model: GPT, batch: torch.Tensor) -> float:
-    model.eval()
-    loss = sum(model.loss(batch[i:i + 16]).item() * len(batch[i:i + 16])
-               for i in range(0, len(batch), 16)) / len(batch)
-    model.train()
-    return loss
-
-
-def learning_rate(step: int, cfg: dict) -> float:
-    """Linear warm-up, then cosine decay to min_lr_ratio of the peak."""
-    if step < cfg["warmup"]:
-        return cfg["lr"] * (step + 1) / cfg["warmup"]
-    done = (step - cfg["warmup"]) / max(1, cfg["steps"] - cfg["warmup"])
-    floor = cfg["min_lr_ratio"]
-    return cfg["lr"] * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * done)))
-
-
 def train(cfg: dict):
     bpe, train_ids, held_ids = token_streams(cfg["model"]["vocab_size"])
-    span = cfg["model"]["context"] + 1  # inputs and their next tokens
-    held = windows(held_ids, span, cfg["eval_windows"])
+    held = windows(held_ids, cfg["model"]["context"] + 1, cfg["eval_windows"])
     torch.manual_seed(cfg["seed"])
     model = GPT(GPTConfig(**cfg["model"]))
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    rest = [p for n, p in model.named_parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]},
-                             {"params": rest, "weight_decay": 0.0}], lr=cfg["lr"],
-                            betas=(0.9, 0.95))
-    data = torch.Generator().manual_seed(cfg["seed"])
-    curve, evals = [], []
-    bar = progress(range(cfg["steps"]), desc="book LM")
-    for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(step, cfg)
-        starts = torch.randint(0, len(train_ids) - span, (cfg["batch"],), generator=data)
-        batch = torch.stack([train_ids[s:s + span] for s in starts.tolist()])
-        loss = model.loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        curve.append(loss.item())
-        if (step + 1) % cfg["eval_every"] == 0 or step == 0:
-            evals.append((step + 1, held_out_loss(model, held)))
-            bar.set_postfix(loss=f"{curve[-1]:.3f}", held_out=f"{evals[-1][1]:.3f}")
+    evals = []
+
+    def evaluate(step: int, model: GPT) -> None:  # held-out loss now and then
+        if step % cfg["eval_every"] == 0 or step == 1:
+            evals.append((step, mean_loss(model, held)))
+
+    curve = train_steps(model, train_ids, cfg["steps"], batch=cfg["batch"], lr=cfg["lr"],
+                        warmup=cfg["warmup"], weight_decay=cfg["weight_decay"],
+                        floor=cfg["min_lr_ratio"], desc="book LM", callback=evaluate,
+                        generator=torch.Generator().manual_seed(cfg["seed"]))
     return model, bpe, held, torch.tensor(curve), torch.tensor(evals), len(train_ids)
 
 
@@ -112,7 +80,7 @@ def main() -> None:
     save_checkpoint(args.out, model, bpe, record)
     # the number the chapters quote: held-out loss of the float16 weights as stored
     stored, _, _ = load_book_lm(args.out)
-    record["held_out_loss"] = held_out_loss(stored, held)
+    record["held_out_loss"] = mean_loss(stored, held)
     save_checkpoint(args.out, model, bpe, record)
     print(f"{args.out}: {args.out.stat().st_size / 1e6:.2f} MB, held-out loss "
           f"{record['held_out_loss']:.4f} nats/token, {time.perf_counter() - start:.0f} s")

@@ -250,14 +250,16 @@ def cosine_rate(step: int, steps: int, lr: float, warmup: int = 0,
 
 def train_steps(model: GPT, stream: torch.Tensor, steps: int, *, batch: int = 16,
                 lr: float = 1e-3, warmup: int = 0, weight_decay: float = 0.1,
-                params=None, generator: torch.Generator | None = None,
-                desc: str | None = None, callback=None) -> list[float]:
+                floor: float = 0.1, params=None,
+                generator: torch.Generator | None = None, desc: str | None = None,
+                callback=None) -> list[float]:
     """Train ``model`` for ``steps`` AdamW updates on random windows of ``stream``
     (1-d token ids, on the CPU), each ``model.cfg.context + 1`` tokens long; return
     the training loss of every update.
 
     The recipe of ``scripts/train_lm.py``: betas (0.9, 0.95), weight decay on matrices
-    only, gradients clipped to norm 1, ``cosine_rate``. ``params`` (default: all of
+    only, gradients clipped to norm 1, ``cosine_rate`` down to ``floor`` * ``lr``.
+    ``params`` (default: all of
     the model's) are the ones trained, e.g. only adapters. ``desc`` shows a progress
     bar; ``callback(step, model)``, if given, runs after each update (step from 1),
     e.g. to evaluate on the way.
@@ -281,7 +283,7 @@ def train_steps(model: GPT, stream: torch.Tensor, steps: int, *, batch: int = 16
     bar = progress(range(steps), desc=desc, disable=desc is None)
     for step in bar:
         for group in opt.param_groups:
-            group["lr"] = cosine_rate(step, steps, lr, warmup)
+            group["lr"] = cosine_rate(step, steps, lr, warmup, floor)
         loss = model.loss(random_windows(stream, batch, span, generator).to(device))
         opt.zero_grad()
         loss.backward()
