@@ -115,3 +115,24 @@ def test_reading_list_links_every_chapter(page):
             assert (ROOT / "notebooks" / chapter.group(1)).exists(), f"{page}: broken link {chapter.group(1)}"
         else:
             assert "planned" in rest, f"{page}: item {number} has neither a chapter nor 'planned'"
+
+
+# The page shows about 88 characters of code per line; longer lines hide behind a scroll bar.
+MAX_LINE = 88
+LIB_FILES = sorted((ROOT / "lib" / "mlf").rglob("*.py"))
+
+
+def long_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if len(line) > MAX_LINE]
+
+
+def test_notebook_code_fits_the_page(notebook):
+    _, nb = notebook
+    wide = [line for cell in code_cells(nb) for line in long_lines(source(cell))]
+    assert not wide, f"{len(wide)} code lines over {MAX_LINE} characters, e.g. {wide[0]!r}"
+
+
+@pytest.mark.parametrize("path", LIB_FILES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_library_code_fits_the_page(path):
+    wide = long_lines(path.read_text())  # what show_source renders in a chapter
+    assert not wide, f"{len(wide)} lines over {MAX_LINE} characters, e.g. {wide[0]!r}"

@@ -3,7 +3,7 @@
 
 Fig. 1 is drawn as the paper draws it, post-norm ("Add & Norm" after each sub-layer),
 with the three uses of attention named beside their blocks, and with a mark on the three
-places that share one weight matrix: the two embeddings and the pre-softmax linear layer.
+places that share one weight matrix: the two embeddings and the pre-softmax layer.
 """
 from __future__ import annotations
 
