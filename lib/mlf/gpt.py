@@ -298,14 +298,18 @@ def train_steps(model: GPT, stream: torch.Tensor, steps: int, *, batch: int = 16
     return losses
 
 
-@torch.no_grad()
-def mean_loss(model: GPT, windows: torch.Tensor, batch: int = 16) -> float:
-    """Mean next-token loss (nats per token) of ``model`` over ``windows`` (N, T + 1),
-    in eval mode, ``batch`` windows at a time."""
+def _check_windows(windows) -> None:
     if not isinstance(windows, torch.Tensor) or windows.ndim != 2 \
             or windows.shape[1] < 2:
         raise ValueError("windows must be an (N, T + 1) tensor of token ids, T >= 1, "
                          f"got {tuple(getattr(windows, 'shape', ()))}")
+
+
+@torch.no_grad()
+def mean_loss(model: GPT, windows: torch.Tensor, batch: int = 16) -> float:
+    """Mean next-token loss (nats per token) of ``model`` over ``windows`` (N, T + 1),
+    in eval mode, ``batch`` windows at a time."""
+    _check_windows(windows)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -319,10 +323,7 @@ def mean_loss(model: GPT, windows: torch.Tensor, batch: int = 16) -> float:
 def loss_by_position(model: GPT, windows: torch.Tensor) -> torch.Tensor:
     """Next-token loss (nats) at each position t = 0 .. T-1 of ``windows`` (N, T + 1),
     averaged over the windows -> (T,). Position t predicts token t + 1 from 0..t."""
-    if not isinstance(windows, torch.Tensor) or windows.ndim != 2 \
-            or windows.shape[1] < 2:
-        raise ValueError("windows must be an (N, T + 1) tensor of token ids, T >= 1, "
-                         f"got {tuple(getattr(windows, 'shape', ()))}")
+    _check_windows(windows)
     was_training = model.training
     model.eval()
     windows = windows.to(next(model.parameters()).device)
