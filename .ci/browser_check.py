@@ -69,6 +69,9 @@ def check_page(browser, base: str, page_path: str) -> list[str]:
     page.screenshot(path=str(shot))
     page.screenshot(path=str(shot.with_name(shot.stem + "-full.png")), full_page=True)
     page.set_viewport_size(PHONE)
+    # the theme moves its sidebars on resize: wait for the narrow layout before looking
+    page.wait_for_function(f"document.documentElement.clientWidth <= {PHONE['width']}")
+    page.wait_for_timeout(500)
     clipped = page.evaluate(CARD_OVERFLOW)
     if clipped:
         problems.append(f"cards wider than a {PHONE['width']} px screen: {clipped}")
