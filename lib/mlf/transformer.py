@@ -59,9 +59,9 @@ def scaled_dot_product_attention(q, k, v, mask=None):
         _check_mask(mask, scores.shape)
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = scores.softmax(dim=-1)
-    # subtle: a query row that may attend to nothing becomes NaN;
-    # F.scaled_dot_product_attention does the same, so callers must never mask a whole
-    # row (padding masks only mask keys).
+    # subtle: a query row that may attend to nothing becomes NaN here, while
+    # F.scaled_dot_product_attention (torch 2.13) returns zeros for it; callers must
+    # never mask a whole row (padding masks only mask keys).
     return weights @ v, weights
 
 
@@ -163,7 +163,8 @@ class MultiHeadAttention(nn.Module):
         group = h // h_kv  # query heads sharing one key/value head
         k = k.repeat_interleave(group, dim=1)  # (B, h, T_k, d_k)
         v = v.repeat_interleave(group, dim=1)
-        out, self.weights = scaled_dot_product_attention(q, k, v, mask)
+        out, weights = scaled_dot_product_attention(q, k, v, mask)
+        self.weights = weights.detach()  # kept for plots, outside the autograd graph
         return self.w_o(out.transpose(1, 2).reshape(b, t_q, h * d_k))
 
 
