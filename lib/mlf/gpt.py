@@ -15,7 +15,8 @@ GPT-2 arranges them (Radford et al. 2019, section 2.3):
 * grouped key/value heads (``n_kv_heads``) and a key/value cache for decoding.
 
 ``generate`` decodes with the cache and a pluggable sampler (``greedy``,
-``temperature``); ``to_gpt2`` copies the weights into Hugging Face's
+``temperature``), or with top-k, top-p (nucleus) sampling or beam search from
+``mlf.decoding``; ``to_gpt2`` copies the weights into Hugging Face's
 ``GPT2LMHeadModel``, which must then give the same logits. The trained checkpoint is
 made by ``scripts/train_lm.py``; ``train_steps`` is its recipe (AdamW, warm-up, cosine
 decay, random windows of a token stream) for chapters that train or fine-tune a model
@@ -34,6 +35,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from mlf.bytelevel import ByteLevelBPE
+from mlf.decoding import beam_search
+from mlf.decoding import sampler as truncated_sampler
 from mlf.notebook import progress
 from mlf.rope import Rotary
 from mlf.transformer import (FeedForward, KVCache, LayerNorm, LearnedPositions,
@@ -184,13 +187,19 @@ def temperature(t: float):
 
 @torch.no_grad()
 def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, sampler=greedy,
-             generator: torch.Generator | None = None, use_cache: bool = True):
+             generator: torch.Generator | None = None, use_cache: bool = True, *,
+             temperature: float | None = None, top_k: int | None = None,
+             top_p: float | None = None, beams: int | None = None):
     """Extend ``prompt`` (B, T0) by ``max_new_tokens`` sampled ids -> (B, T0 + new).
 
     With ``use_cache`` each step feeds only the newest token and reuses the keys and
     values of the earlier ones; without it each step runs the whole sequence again. Both
     give the same logits (up to float rounding), so the same tokens under greedy
     decoding.
+
+    Instead of a ``sampler``: ``temperature``, ``top_k`` and ``top_p`` sample with
+    ``mlf.decoding.sampler`` (temperature 1 unless given); ``beams`` runs
+    ``mlf.decoding.beam_search`` of that width (each prompt of the batch its own).
     """
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) \
             or max_new_tokens < 0:
@@ -203,6 +212,18 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, sampler=gree
         raise ValueError(f"prompt ({prompt.shape[-1]} tokens) + max_new_tokens "
                          f"({max_new_tokens}) exceed the context of "
                          f"{model.cfg.context} tokens")
+    sampling = (temperature, top_k, top_p) != (None, None, None)
+    if (sampling or beams is not None) and sampler is not greedy:
+        raise ValueError("pass either a sampler or temperature/top_k/top_p/beams, "
+                         "not both")
+    if sampling and beams is not None:
+        raise ValueError("beam search does not sample: pass beams, or "
+                         "temperature/top_k/top_p, not both")
+    if beams is not None:
+        return beam_search(model, prompt, max_new_tokens, beams)[0]
+    if sampling:
+        sampler = truncated_sampler(1.0 if temperature is None else temperature,
+                                    top_k, top_p)
     was_training = model.training
     model.eval()
     out = prompt
