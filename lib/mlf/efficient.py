@@ -36,6 +36,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from mlf import transformer as tf
+from mlf.transformer import _check_positive_int, _describe
 
 KINDS = ("full", "window", "linformer", "performer")
 
@@ -512,17 +513,6 @@ class CopyTask:
 
 
 # --- checks ------------------------------------------------------------------------
-
-def _describe(x) -> str:
-    if isinstance(x, torch.Tensor):
-        return f"a {x.dtype} tensor of shape {tuple(x.shape)}"
-    return f"{type(x).__name__} {x!r}"
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
 
 def _check_qkv(q, k, v, same_length=False):
     for name, x in (("q", q), ("k", k), ("v", v)):
