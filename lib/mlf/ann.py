@@ -51,7 +51,7 @@ def _as_matrix(x, name: str, d: int | None = None) -> np.ndarray:
     if x.ndim != 2:
         raise ValueError(f"{name} must be 2-d (n, d), got shape {x.shape}")
     if d is not None and x.shape[1] != d:
-        raise ValueError(f"{name} must have d = {d} columns, got {x.shape[1]}")
+        raise ValueError(f"{name} has d = {x.shape[1]} columns, expected d = {d}")
     x = np.ascontiguousarray(x, dtype=np.float32)
     if not np.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or infinite values")

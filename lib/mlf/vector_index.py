@@ -27,29 +27,9 @@ import re
 
 import numpy as np
 
-
-def _matrix(x, name: str, d: int | None = None) -> np.ndarray:
-    """x as a C-contiguous float32 (n, d) array, or an error saying what is wrong."""
-    if x is None or isinstance(x, (str, bytes)):
-        raise TypeError(f"{name} must be a 2-d array of numbers, "
-                        f"got {type(x).__name__}")
-    x = np.asarray(x)
-    if x.dtype.kind not in "fiu":
-        raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be 2-d (n, d), got shape {x.shape}")
-    if d is not None and x.shape[1] != d:
-        raise ValueError(f"{name} has d = {x.shape[1]} columns, expected d = {d}")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return x
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+# the input checks of the Faiss 2017 chapter's module, shared rather than copied
+from mlf.ann import _as_matrix as _matrix
+from mlf.ann import _positive_int
 
 
 # ---------------------------------------------------------------- code sizes
