@@ -459,3 +459,20 @@ def test_diagrams_draw_and_reject_bad_arguments():
     plt.close("all")
     with pytest.raises(TypeError, match="annotate"):
         draw_transformer(annotate="yes")
+
+
+def test_encoder_layer_eps_option_keeps_the_default():
+    """The BERT chapter's ``eps`` option: 1e-5 by default (unchanged), passed on to
+    both LayerNorms, and checked."""
+    from mlf.transformer import EncoderLayer, FeedForward
+
+    default = EncoderLayer(16, 2, FeedForward(16, 32))
+    assert default.norm1.eps == default.norm2.eps == 1e-5
+    bert_like = EncoderLayer(16, 2, FeedForward(16, 32), eps=1e-12)
+    assert bert_like.norm1.eps == bert_like.norm2.eps == 1e-12
+    x = torch.randn(2, 5, 16)
+    ln = torch.nn.LayerNorm(16, eps=1e-12)
+    assert torch.allclose(bert_like.norm1(x), ln(x), atol=1e-5)
+    for bad in (0, -1e-5, "1e-5", True):
+        with pytest.raises(ValueError, match="eps"):
+            EncoderLayer(16, 2, FeedForward(16, 32), eps=bad)

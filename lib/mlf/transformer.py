@@ -271,15 +271,19 @@ class LearnedPositions(nn.Module):
 class EncoderLayer(nn.Module):
     """Self-attention, then feed-forward; each wrapped as
     LayerNorm(x + Dropout(Sublayer(x))) (post-norm, the paper), or
-    x + Dropout(Sublayer(LayerNorm(x))) if ``norm_first``."""
+    x + Dropout(Sublayer(LayerNorm(x))) if ``norm_first``. ``eps`` is the LayerNorms'
+    epsilon (BERT uses 1e-12)."""
 
     def __init__(self, d_model, n_heads, ffn: nn.Module, dropout=0.0, n_kv_heads=None,
-                 norm_first: bool = False):
+                 norm_first: bool = False, eps: float = 1e-5):
         super().__init__()
         _check_module("ffn", ffn)
         _check_dropout(dropout)
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+            raise ValueError(f"eps must be a positive number, got {eps!r}")
         self.attn = MultiHeadAttention(d_model, n_heads, n_kv_heads)
-        self.ffn, self.norm1, self.norm2 = ffn, LayerNorm(d_model), LayerNorm(d_model)
+        self.ffn = ffn
+        self.norm1, self.norm2 = LayerNorm(d_model, eps), LayerNorm(d_model, eps)
         self.dropout, self.norm_first = nn.Dropout(dropout), norm_first
 
     def forward(self, x, mask=None, rotate=None):  # (B, T, d_model)
