@@ -410,6 +410,17 @@ def sentiment_lines(titles, n_per_class: int, seed: int = 0, min_words: int = 6,
     return data
 
 
+def _update(opt, sched, loss, bar=None) -> float:
+    """One optimizer and schedule step on ``loss``; ticks ``bar``; returns the loss."""
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    sched.step()
+    if bar is not None:
+        bar.update(1)
+    return loss.item()
+
+
 def fine_tune(classifier: BertClassifier, tokenizer, data, steps: int, lr: float,
               batch: int = 16, max_len: int = 32, seed: int = 0, device=None,
               bar=None):
@@ -437,13 +448,7 @@ def fine_tune(classifier: BertClassifier, tokenizer, data, steps: int, lr: float
         ids, seg, am = pad_batch(enc, device)
         y = torch.tensor([data[i][1] for i in chunk], device=device)
         loss = F.cross_entropy(classifier(ids, seg, am), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        if bar is not None:
-            bar.update(1)
+        losses.append(_update(opt, sched, loss, bar))
     return losses
 
 
@@ -497,13 +502,7 @@ def pretrain_mlm(model: Bert, head: MLMHead, windows, steps: int, lr: float,
         picked = (labels != IGNORE).to(hidden.device)
         # only the picked 15% need the (H x V) output layer: (M, V) logits
         loss = F.cross_entropy(head(hidden[picked]), labels.to(device)[picked])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        if bar is not None:
-            bar.update(1)
+        losses.append(_update(opt, sched, loss, bar))
     return losses
 
 
