@@ -348,3 +348,88 @@ def test_finetune_trains_only_what_requires_grad():
         p.requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         finetune(model, data, epochs=1, lr=1e-2)
+
+
+def test_encode_pads_to_max_length_and_embeddings_average_real_tokens():
+    from mlf.lora import TopClassifier, embeddings, encode, features, load_minilm
+
+    encoder, tokenizer = load_minilm()
+    data = encode(tokenizer, ["to be or not to be", "o brave new world"], [1, 0],
+                  max_length=12)
+    assert data["input_ids"].shape == data["attention_mask"].shape == (2, 12)
+    assert data["labels"].tolist() == [1, 0]
+    assert data["attention_mask"][1].sum() < data["attention_mask"][0].sum() <= 12
+    data = features(encoder, data, n_top=2)
+    got = embeddings(TopClassifier(encoder, 2), data)
+    with torch.no_grad():
+        states = encoder(input_ids=data["input_ids"],
+                         attention_mask=data["attention_mask"]).last_hidden_state
+    mask = data["attention_mask"][..., None].float()
+    assert torch.allclose(got, (states * mask).sum(1) / mask.sum(1), atol=1e-5)
+
+
+def test_word_order_task_bad_input():
+    from mlf.lora import HELD_OUT, word_order_task
+
+    with pytest.raises(ValueError, match="n must be an int >= 2"):
+        word_order_task(1, HELD_OUT)
+    with pytest.raises(ValueError, match="min_words <= max_words"):
+        word_order_task(10, HELD_OUT, min_words=8, max_words=6)
+    with pytest.raises(TypeError, match="exclude must be a collection"):
+        word_order_task(10, HELD_OUT, exclude="to be or not to be")
+
+
+def test_word_order_task_exclude_gives_a_disjoint_split():
+    from mlf.lora import HELD_OUT, word_order_task
+
+    train = word_order_task(300, HELD_OUT, seed=0, corrupt="shuffle")
+    dev = word_order_task(200, HELD_OUT, seed=2, corrupt="shuffle", exclude=train[0])
+    bag = {tuple(sorted(t.split())) for t in train[0]}
+    assert not bag & {tuple(sorted(t.split())) for t in dev[0]}
+    assert sum(dev[1]) == 100
+    # without exclude the same seed overlaps the training lines (so the test bites)
+    plain = word_order_task(200, HELD_OUT, seed=2, corrupt="shuffle")
+    assert bag & {tuple(sorted(t.split())) for t in plain[0]}
+    # an empty exclude changes nothing
+    assert word_order_task(50, HELD_OUT, 3, exclude=[]) == word_order_task(50, HELD_OUT,
+                                                                            3)
+
+
+@pytest.mark.parametrize("shapes", [((8, 40), (64, 40)), ((1, 30), (1, 30)),
+                                    ((3, 20), (5, 20)), ((6, 4), (2, 4))])
+def test_subspace_similarity_grid_equals_the_scalar_function(shapes):
+    from mlf.lora import subspace_similarity_grid
+
+    gen = torch.Generator().manual_seed(sum(map(sum, shapes)))
+    a1, a2 = (torch.randn(*s, generator=gen) for s in shapes)
+    max_i, max_j = min(a1.shape), min(a2.shape)  # i = max and j = max included
+    grid = subspace_similarity_grid(a1, a2, max_i, max_j)
+    assert grid.shape == (max_i, max_j) and grid.dtype == torch.float64
+    points = {(1, 1), (max_i, max_j), (1, max_j), (max_i, 1),
+              ((max_i + 1) // 2, (max_j + 2) // 3)}
+    for i, j in points:
+        assert grid[i - 1, j - 1].item() == pytest.approx(
+            subspace_similarity(a1, a2, i, j), abs=1e-12)
+    # a smaller grid is the top-left corner of a bigger one
+    assert torch.allclose(subspace_similarity_grid(a1, a2, 1, max_j), grid[:1])
+    # the same matrix: phi(A, A, i, j) = 1 wherever one span contains the other
+    same = subspace_similarity_grid(a1, a1, max_i, max_i)
+    assert torch.allclose(same, torch.ones_like(same), atol=1e-9)
+
+
+def test_subspace_similarity_grid_bad_input():
+    from mlf.lora import subspace_similarity_grid
+
+    a = torch.randn(4, 10)
+    with pytest.raises(ValueError, match="a1 must be a 2-d tensor"):
+        subspace_similarity_grid(torch.randn(10), a, 1, 1)
+    with pytest.raises(ValueError, match="a2 must be a 2-d tensor"):
+        subspace_similarity_grid(a, [[1.0]], 1, 1)
+    with pytest.raises(ValueError, match="the same d"):
+        subspace_similarity_grid(a, torch.randn(4, 9), 1, 1)
+    with pytest.raises(ValueError, match=r"max_i must be an int in 1..4"):
+        subspace_similarity_grid(a, a, 5, 1)
+    with pytest.raises(ValueError, match=r"max_j must be an int in 1..4 .*, got 0"):
+        subspace_similarity_grid(a, a, 1, 0)
+    with pytest.raises(ValueError, match="max_i must be an int"):
+        subspace_similarity_grid(a, a, 2.0, 1)

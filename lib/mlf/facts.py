@@ -51,8 +51,9 @@ _QUESTION = {
     "instrument": "Which instrument does {name} play?",
     "colour": "What colour does {name} like best?",
 }
-_SYLLABLES = ("ka", "lo", "mi", "ra", "ven", "tor", "sil", "da", "quo", "ber", "nu",
-              "zel", "fa", "gri", "po", "shan", "tu", "wex", "yor", "ix")
+# Names are made of these syllables (a generator's vocabulary may split names into them).
+SYLLABLES = ("ka", "lo", "mi", "ra", "ven", "tor", "sil", "da", "quo", "ber", "nu",
+             "zel", "fa", "gri", "po", "shan", "tu", "wex", "yor", "ix")
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class Person:
 def _name(rng: random.Random) -> str:
     """A first and a family name, two or three syllables each: 'Kaven Torsil'."""
     def word():
-        return "".join(rng.choice(_SYLLABLES) for _ in range(rng.choice((2, 3))))
+        return "".join(rng.choice(SYLLABLES) for _ in range(rng.choice((2, 3))))
     return f"{word().capitalize()} {word().capitalize()}"
 
 

@@ -14,6 +14,8 @@ W + (α / r) B A is one matrix of W's shape (``merge``): inference costs nothing
   paper adapts the attention's query and value projections), freeze the rest;
 * ``merge_lora``, ``lora_parameters``, ``count_parameters``;
 * ``subspace_similarity``: the paper's φ(A_r1, A_r2, i, j) of section 7.2.
+* ``subspace_similarity_grid``: all of φ(A_r1, A_r2, i, j) for i, j up to a size, one
+  SVD per matrix.
 
 Conventions are peft's (checked in tests/test_lora.py): dropout acts on the input of A
 only; the scale is α / r; ``init="gaussian"`` draws A ~ N(0, 1/r²), peft's
@@ -303,6 +305,35 @@ def subspace_similarity(a1: torch.Tensor, a2: torch.Tensor, i: int, j: int) -> f
     return float((u1.T @ u2).pow(2).sum() / min(i, j))
 
 
+def subspace_similarity_grid(a1: torch.Tensor, a2: torch.Tensor, max_i: int,
+                             max_j: int) -> torch.Tensor:
+    """The whole grid φ(A1, A2, i, j) for i in 1..max_i, j in 1..max_j: (max_i, max_j).
+
+    Entry [i - 1, j - 1] equals ``subspace_similarity(a1, a2, i, j)``, but each matrix
+    is decomposed once: with U1 (d x max_i) and U2 (d x max_j) the top right-singular
+    vectors, ||U1_i^T U2_j||_F² is the sum of the top-left i x j block of the squared
+    overlaps (U1^T U2)², i.e. a cumulative sum along both axes.
+    """
+    for name, a in (("a1", a1), ("a2", a2)):
+        if not isinstance(a, torch.Tensor) or a.ndim != 2:
+            raise ValueError(f"{name} must be a 2-d tensor (r x d), got "
+                             f"{getattr(a, 'shape', type(a).__name__)}")
+    if a1.shape[1] != a2.shape[1]:
+        raise ValueError(f"a1 and a2 must have the same d (columns), got "
+                         f"{tuple(a1.shape)} and {tuple(a2.shape)}")
+    for name, k, a in (("max_i", max_i, a1), ("max_j", max_j, a2)):
+        top = min(a.shape)
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= top:
+            raise ValueError(f"{name} must be an int in 1..{top} (the rank of its "
+                             f"matrix), got {k!r}")
+    u1 = torch.linalg.svd(a1.detach().double(), full_matrices=False)[2][:max_i]
+    u2 = torch.linalg.svd(a2.detach().double(), full_matrices=False)[2][:max_j]
+    overlap = (u1 @ u2.T).pow(2).cumsum(0).cumsum(1)  # [i-1, j-1]: ||U1_i^T U2_j||²
+    i = torch.arange(1, max_i + 1, dtype=overlap.dtype)[:, None]  # (max_i, 1)
+    j = torch.arange(1, max_j + 1, dtype=overlap.dtype)[None, :]  # (1, max_j)
+    return overlap / torch.minimum(i, j)  # φ = ||U1_i^T U2_j||_F² / min(i, j)
+
+
 # ---- the chapter's experiment: a word-order task for a pre-trained encoder ----
 
 HELD_OUT = ("hamlet", "the-tempest", "twelfth-night")  # as the book's language model
@@ -315,13 +346,16 @@ def _words(line: str) -> list[str]:
 
 
 def word_order_task(n: int, titles, seed: int = 0, min_words: int = 6,
-                    max_words: int = 12, corrupt: str = "swap"
+                    max_words: int = 12, corrupt: str = "swap", exclude=()
                     ) -> tuple[list[str], list[int]]:
     """n lines from ``titles``: half as written (label 1), half reordered (label 0).
 
     A CoLA-like acceptability task: lower-cased, punctuation removed, so only the order
     of the words tells the classes apart. corrupt: "swap" exchanges two different words,
     "shuffle" permutes all of them; a label-0 line is never the original.
+    exclude: texts (e.g. another split's) whose lines may not be drawn: a line is left
+    out when it has the same words as one of them in any order, so a dev split from
+    the training plays shares no line with the training split, shuffled or not.
     Returns (texts, labels), shuffled.
     """
     import random
@@ -335,9 +369,12 @@ def word_order_task(n: int, titles, seed: int = 0, min_words: int = 6,
     if not 2 <= min_words <= max_words:
         raise ValueError(f"need 2 <= min_words <= max_words, got {min_words}, "
                          f"{max_words}")
+    if isinstance(exclude, str):
+        raise TypeError("exclude must be a collection of texts, not one string")
+    banned = {tuple(sorted(text.split())) for text in exclude}  # word multisets
     pool = sorted({" ".join(w) for t in titles for line in shakespeare_lines(t)
                    if min_words <= len(w := _words(line)) <= max_words
-                   and len(set(w)) > 1})
+                   and len(set(w)) > 1 and tuple(sorted(w)) not in banned})
     if len(pool) < n:
         raise ValueError(f"only {len(pool)} lines of {min_words}..{max_words} words in "
                          f"{list(titles)}, asked for {n}")
