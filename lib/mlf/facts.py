@@ -51,7 +51,7 @@ _QUESTION = {
     "instrument": "Which instrument does {name} play?",
     "colour": "What colour does {name} like best?",
 }
-# Names are made of these syllables (a generator's vocabulary may split names into them).
+# Names are made of these syllables (a generator may split names into them).
 SYLLABLES = ("ka", "lo", "mi", "ra", "ven", "tor", "sil", "da", "quo", "ber", "nu",
              "zel", "fa", "gri", "po", "shan", "tu", "wex", "yor", "ix")
 
