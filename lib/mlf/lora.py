@@ -280,6 +280,22 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
             sum(p.numel() for p in params))
 
 
+def _check_subspace_args(a1, a2, sizes: dict) -> None:
+    """a1 (r1 x d) and a2 (r2 x d) tensors of one d; sizes {name: k}, k in 1..rank."""
+    for name, a in (("a1", a1), ("a2", a2)):
+        if not isinstance(a, torch.Tensor) or a.ndim != 2:
+            raise ValueError(f"{name} must be a 2-d tensor (r x d), got "
+                             f"{getattr(a, 'shape', type(a).__name__)}")
+    if a1.shape[1] != a2.shape[1]:
+        raise ValueError(f"a1 and a2 must have the same d (columns), got "
+                         f"{tuple(a1.shape)} and {tuple(a2.shape)}")
+    for (name, k), a in zip(sizes.items(), (a1, a2)):
+        top = min(a.shape)
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= top:
+            raise ValueError(f"{name} must be an int in 1..{top} (the rank of its "
+                             f"matrix), got {k!r}")
+
+
 def subspace_similarity(a1: torch.Tensor, a2: torch.Tensor, i: int, j: int) -> float:
     """φ(A1, A2, i, j) = ||U1_i^T U2_j||_F² / min(i, j), the paper's section 7.2.
 
@@ -288,18 +304,7 @@ def subspace_similarity(a1: torch.Tensor, a2: torch.Tensor, i: int, j: int) -> f
     contains the other and 0 when they are orthogonal; it is symmetric in (A1, i) and
     (A2, j).
     """
-    for name, a in (("a1", a1), ("a2", a2)):
-        if not isinstance(a, torch.Tensor) or a.ndim != 2:
-            raise ValueError(f"{name} must be a 2-d tensor (r x d), got "
-                             f"{getattr(a, 'shape', type(a).__name__)}")
-    if a1.shape[1] != a2.shape[1]:
-        raise ValueError(f"a1 and a2 must have the same d (columns), got "
-                         f"{tuple(a1.shape)} and {tuple(a2.shape)}")
-    for name, k, a in (("i", i, a1), ("j", j, a2)):
-        top = min(a.shape)
-        if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= top:
-            raise ValueError(f"{name} must be an int in 1..{top} (the rank of its "
-                             f"matrix), got {k!r}")
+    _check_subspace_args(a1, a2, {"i": i, "j": j})
     u1 = torch.linalg.svd(a1.detach().double(), full_matrices=False)[2][:i].T  # d x i
     u2 = torch.linalg.svd(a2.detach().double(), full_matrices=False)[2][:j].T  # d x j
     return float((u1.T @ u2).pow(2).sum() / min(i, j))
@@ -314,18 +319,7 @@ def subspace_similarity_grid(a1: torch.Tensor, a2: torch.Tensor, max_i: int,
     vectors, ||U1_i^T U2_j||_F² is the sum of the top-left i x j block of the squared
     overlaps (U1^T U2)², i.e. a cumulative sum along both axes.
     """
-    for name, a in (("a1", a1), ("a2", a2)):
-        if not isinstance(a, torch.Tensor) or a.ndim != 2:
-            raise ValueError(f"{name} must be a 2-d tensor (r x d), got "
-                             f"{getattr(a, 'shape', type(a).__name__)}")
-    if a1.shape[1] != a2.shape[1]:
-        raise ValueError(f"a1 and a2 must have the same d (columns), got "
-                         f"{tuple(a1.shape)} and {tuple(a2.shape)}")
-    for name, k, a in (("max_i", max_i, a1), ("max_j", max_j, a2)):
-        top = min(a.shape)
-        if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= top:
-            raise ValueError(f"{name} must be an int in 1..{top} (the rank of its "
-                             f"matrix), got {k!r}")
+    _check_subspace_args(a1, a2, {"max_i": max_i, "max_j": max_j})
     u1 = torch.linalg.svd(a1.detach().double(), full_matrices=False)[2][:max_i]
     u2 = torch.linalg.svd(a2.detach().double(), full_matrices=False)[2][:max_j]
     overlap = (u1 @ u2.T).pow(2).cumsum(0).cumsum(1)  # [i-1, j-1]: ||U1_i^T U2_j||²
