@@ -36,6 +36,7 @@ from torch.nn import functional as F
 
 from mlf import facts
 from mlf.notebook import progress
+from mlf.seq2seq import pad_batch
 from mlf.transformer import Transformer
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "rag"  # scripts/rag_train.py
@@ -277,10 +278,9 @@ class Generator(torch.nn.Module):
         return torch.log_softmax(self.net(src, tgt_in, src_mask), dim=-1)
 
 
-def pad(rows, value: int = PAD) -> torch.Tensor:
-    """Right-pad lists of ids into one (N, T) long tensor."""
-    t = max(len(r) for r in rows)
-    return torch.tensor([r + [value] * (t - len(r)) for r in rows], dtype=torch.long)
+def pad(rows) -> torch.Tensor:
+    """Right-pad lists of ids with PAD into one (N, T) long tensor."""
+    return pad_batch(rows, PAD)[0]
 
 
 def sources(vocab: GenVocab, question_ids, doc_ids, retrieved) -> torch.Tensor:
