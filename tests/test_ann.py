@@ -102,15 +102,16 @@ def test_adc_equals_distance_to_decoded(data):
                        rtol=1e-4, atol=1e-4)
 
 
-def test_three_terms_equal_the_distance(pair, data):
+@pytest.mark.parametrize("nq", [1, 3, 4, 5, 12])  # term 2 in the tables up to 4
+def test_three_terms_equal_the_distance(pair, data, nq):
     _, queries = data
     _, ours = pair
     lst = 5
     a, b = ours.offsets[lst], ours.offsets[lst + 1]
-    x = queries[:3]
+    x = queries[:nq]
     q_y = ours.coarse[lst] + ours.pq.decode(ours.codes[a:b])
     term1 = ((x - ours.coarse[lst]) ** 2).sum(1)
-    term3 = -2 * ours.pq.inner_tables(x).reshape(3, -1)
+    term3 = -2 * ours.pq.inner_tables(x).reshape(nq, -1)
     direct = ((x[:, None] - q_y[None]) ** 2).sum(-1)
     assert np.allclose(ours.scan_list(lst, term1, term3), direct, rtol=1e-4, atol=1e-3)
 

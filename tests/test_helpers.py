@@ -96,6 +96,21 @@ def test_number_words_rejects_bad_input(numbers, lang):
         number_words(numbers, lang)
 
 
+def test_best_of_each_takes_turns_and_keeps_each_minimum():
+    from mlf.timing import best_of_each
+
+    calls = []
+    (t_a, a), (t_b, b) = best_of_each(lambda: calls.append("a") or "A",
+                                      lambda: calls.append("b") or "B", repeats=3)
+    assert calls == ["a", "b"] * 3 and (a, b) == ("A", "B") and min(t_a, t_b) >= 0
+    with pytest.raises(ValueError, match="positive integer"):
+        best_of_each(lambda: None, repeats=0)
+    with pytest.raises(ValueError, match="at least one"):
+        best_of_each()
+    with pytest.raises(TypeError, match="function"):
+        best_of_each(lambda: None, 42)
+
+
 def test_best_of_rejects_a_non_function():
     from mlf.timing import best_of
 

@@ -152,6 +152,9 @@ def topk_smallest(values, k: int):
         raise ValueError(f"k must be an integer in [0, {length}], got {k!r}")
     if k == 0 or n == 0:
         return values[:, :0].copy(), np.zeros((n, 0), dtype=np.int64)
+    if k == 1:  # argmin returns the first of equal minima: the stable answer
+        idx = values.argmin(1)[:, None]
+        return np.take_along_axis(values, idx, axis=1), idx
     idx = np.argpartition(values, k - 1, axis=1)[:, :k]  # the k smallest, any order
     picked = np.take_along_axis(values, idx, axis=1)
     kth = picked[:, k - 1:k]  # (n, 1): the k-th smallest value v
@@ -304,9 +307,11 @@ class ProductQuantizer:
         """(n, M, ksub): <x_m, c_mj>, term 3 of IVFADC's decomposition (times -2)."""
         self._check_trained()
         x = _as_matrix(x, "queries", self.d)
-        # (M, n, dsub) @ (M, dsub, ksub) -> (M, n, ksub)
-        ip = np.matmul(self._split(x), self.centroids.transpose(0, 2, 1))
-        return ip.transpose(1, 0, 2)
+        out = np.empty((len(x), self.M, self.ksub), dtype=np.float32)
+        # (M, n, dsub) @ (M, dsub, ksub) -> (M, n, ksub), written in (n, M, ksub) order
+        np.matmul(self._split(x), self.centroids.transpose(0, 2, 1),
+                  out=out.transpose(1, 0, 2))
+        return out
 
     def adc(self, tables, codes) -> np.ndarray:
         """(nq, n): sum over m of tables[q, m, codes[i, m]], the asymmetric distance."""
@@ -334,6 +339,7 @@ class IVFPQ:
         self.d, self.nlist = _positive_int(d, "d"), _positive_int(nlist, "nlist")
         self.pq = ProductQuantizer(d, M, nbits)
         self.M, self.ksub = self.pq.M, self.pq.ksub
+        self.columns = self.ksub * np.arange(self.M)[:, None]  # m's block in a table row
         self.coarse = None
         self.codes = np.zeros((0, self.M), dtype=np.uint8)
         self.ids = np.zeros(0, dtype=np.int64)
@@ -408,13 +414,15 @@ class IVFPQ:
         """(q_l, n_l) ADC distances from q_l queries to every vector of list ``lst``:
         term 1 (q_l,) + term 2 (per vector) + term 3 (from the queries' tables)."""
         a, b = self.offsets[lst], self.offsets[lst + 1]
-        columns = self.ksub * np.arange(self.M)  # sub-space m's block in a table row
-        cols = self.codes[a:b].T + columns[:, None]  # (M, n_l): table columns
+        cols = self.codes[a:b].T + self.columns  # (M, n_l): table columns
         # term 2 = sum_m (||q2_m||^2 + 2 <q1_m, q2_m>): the same for every query
-        dist = term1[:, None] + self.term2[lst].ravel()[cols].sum(0)  # (q_l, n_l)
-        for m in range(self.M):  # term 3: one look-up per query, vector and m
-            dist += np.take(term3, cols[m], axis=1)
-        return dist
+        term2 = self.term2[lst].ravel()  # (M * ksub,): a table, like term 3
+        if len(term3) <= 4:  # few queries: add it to theirs, as faiss does
+            return (term3 + term2).take(cols, axis=1).sum(1) + term1[:, None]
+        # many queries: look term 2 up once per vector, not once per query
+        # term 3: every query's M look-ups for every vector, (q_l, M, n_l), summed
+        # over m in one NumPy call
+        return term3.take(cols, axis=1).sum(1) + (term1[:, None] + term2[cols].sum(0))
 
     def search(self, queries, k: int, nprobe: int):
         """(D, I), each (nq, k): the k smallest ADC distances among the vectors of the
@@ -428,21 +436,22 @@ class IVFPQ:
             return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
         # term 1: ||x - q1(y)||^2 for the nprobe nearest lists, (nq, nprobe)
         term1, probe = topk_smallest(squared_distances(x, self.coarse), nprobe)
-        term3 = -2 * self.pq.inner_tables(x).reshape(len(x), -1)  # (nq, M * ksub)
-        best_d = np.full((len(x), nprobe, k), np.inf, dtype=np.float32)
-        best_i = np.full((len(x), nprobe, k), -1, dtype=np.int64)
+        term3 = self.pq.inner_tables(x).reshape(len(x), -1)  # (nq, M * ksub)
+        term3 *= -2  # in place: no second (nq, M * ksub) array
+        # row p = q * nprobe + slot: the k best of query q in its slot-th nearest list
+        best_d = np.full((len(x) * nprobe, k), np.inf, dtype=np.float32)
+        best_i = np.full((len(x) * nprobe, k), -1, dtype=np.int64)
         # visit the lists one by one, each with all the queries that probe it
-        pairs = np.argsort(probe.ravel(), kind="stable")
+        pairs = np.argsort(probe.ravel(), kind="stable")  # rows p, grouped by list
         starts = np.searchsorted(probe.ravel()[pairs], np.arange(self.nlist + 1))
-        for lst in np.flatnonzero(np.diff(starts)):
-            a, b = self.offsets[lst], self.offsets[lst + 1]
-            if a == b:
-                continue  # an empty list
-            qs, slot = np.divmod(pairs[starts[lst]:starts[lst + 1]], nprobe)
-            dist = self.scan_list(lst, term1[qs, slot], term3[qs])  # (q_l, n_l)
-            part = np.argpartition(dist, min(k, b - a) - 1, axis=1)[:, :k]
-            best_d[qs, slot, :part.shape[1]] = np.take_along_axis(dist, part, axis=1)
-            best_i[qs, slot, :part.shape[1]] = self.ids[a:b][part]
+        term1, queries_of = term1.ravel()[pairs], pairs // nprobe  # in that order
+        for lst in np.flatnonzero(np.diff(starts) * self.list_sizes()).tolist():
+            s, e = starts[lst], starts[lst + 1]  # the pairs that probe list lst
+            dist = self.scan_list(lst, term1[s:e], term3[queries_of[s:e]])
+            kept = min(k, dist.shape[1])
+            part = dist.argpartition(kept - 1, axis=1)[:, :kept]  # (q_l, kept)
+            best_d[pairs[s:e], :kept] = dist[np.arange(e - s)[:, None], part]
+            best_i[pairs[s:e], :kept] = self.ids[self.offsets[lst] + part]
         # k smallest of the nprobe * k kept per query: ties by lower (slot, rank)
         D, pos = topk_smallest(best_d.reshape(len(x), -1), k)
         I = np.take_along_axis(best_i.reshape(len(x), -1), pos, axis=1)
