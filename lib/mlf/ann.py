@@ -339,7 +339,7 @@ class IVFPQ:
         self.d, self.nlist = _positive_int(d, "d"), _positive_int(nlist, "nlist")
         self.pq = ProductQuantizer(d, M, nbits)
         self.M, self.ksub = self.pq.M, self.pq.ksub
-        self.columns = self.ksub * np.arange(self.M)[:, None]  # m's block in a table row
+        self.columns = self.ksub * np.arange(self.M)[:, None]  # block m of a table row
         self.coarse = None
         self.codes = np.zeros((0, self.M), dtype=np.uint8)
         self.ids = np.zeros(0, dtype=np.int64)
