@@ -3,9 +3,13 @@ random init: test accuracy against the subspace dimension d, several projection 
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/intrinsic_sweep.py
 
-About 29 CPU-minutes with the default 5 seeds (one thread). The chapter
-notebooks/14_intrinsic_dimension.ipynb reads the result, data/intrinsic/sweep.json
-(written with ``--seeds 0 1 2 3 4``, the default).
+About 30 to 50 CPU-minutes with the defaults (5 seeds, 5 values of d, one thread).
+The chapter notebooks/14_intrinsic_dimension.ipynb reads the result,
+data/intrinsic/sweep.json. It was written in parts, which give the same accuracies as one run (every run is seeded
+on its own): first ``--dims 100 1000 10000``, then ``--inits pretrained --dims 300 3000``
+and ``--inits random --dims 300 3000``, two processes at once into files of their own,
+added to it by ``merged`` (as ``--merge`` does; it checks that each part's full
+fine-tuning, rerun, equals the stored one).
 
 The task: windows of 16 tokens of the plays, half of them with their tokens shuffled;
 the label says which (1 real, 0 shuffled). 6,000 training windows from every third
@@ -47,7 +51,7 @@ from mlf.subspace import (
 )
 
 OUT = Path(__file__).resolve().parents[1] / "data" / "intrinsic" / "sweep.json"
-CONFIG = {"dims": [100, 1000, 10000], "seeds": [0, 1, 2, 3, 4], "steps": 200,
+CONFIG = {"dims": [100, 300, 1000, 3000, 10000], "seeds": [0, 1, 2, 3, 4], "steps": 200,
           "lr_c": 3.0, "full_steps": 300, "full_lr": 1e-3, "batch": 32,
           "length": 16, "train_windows": 6000, "test_windows": 2000,
           "train_plays_every": 3, "data_seed": 1234, "model_seed": 0}
@@ -96,20 +100,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--seeds", type=int, nargs="+", default=CONFIG["seeds"])
+    parser.add_argument("--dims", type=int, nargs="+", default=CONFIG["dims"])
+    parser.add_argument("--inits", nargs="+", default=["pretrained", "random"],
+                        choices=["pretrained", "random"])
+    parser.add_argument("--merge", action="store_true",
+                        help="add these runs to the file at --out instead of replacing it")
     args = parser.parse_args()
     torch.set_num_threads(1)  # determinism, and a fair share of a small machine
-    cfg = dict(CONFIG, seeds=args.seeds)
-    CONFIG.update(cfg)
+    CONFIG.update(seeds=args.seeds)
     start = time.process_time()
     lm, train_set, test_set = task_data()
-    out = {"config": cfg, "full": {}, "subspace": {}, "cpu_s": {}}
-    for init in ("pretrained", "random"):
+    out = {"config": dict(CONFIG, dims=args.dims), "full": {}, "subspace": {},
+           "cpu_s": {}}
+    for init in args.inits:
         t = time.process_time()
         out["full"][init] = full_run(init, lm, train_set, test_set)
         out["cpu_s"][f"{init} full"] = round(time.process_time() - t)
         print(f"{init} full: {out['full'][init]:.3f}", flush=True)
-        for d in cfg["dims"]:
-            for seed in cfg["seeds"]:
+        for d in args.dims:
+            for seed in args.seeds:
                 t = time.process_time()
                 acc = subspace_run(init, d, seed, lm, train_set, test_set)
                 out["subspace"].setdefault(init, {}).setdefault(str(d), {})[
@@ -119,9 +128,31 @@ def main() -> None:
                 print(f"{init} d={d} seed {seed}: {acc:.3f} "
                       f"({time.process_time() - t:.0f} CPU s)", flush=True)
     out["cpu_minutes"] = round((time.process_time() - start) / 60, 1)
+    if args.merge:
+        out = merged(json.loads(args.out.read_text()), out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {args.out}")
+
+
+def merged(old: dict, new: dict) -> dict:
+    """``old`` with ``new``'s runs added; the full fine-tuning runs must agree."""
+    for init, acc in new["full"].items():
+        if old["full"].get(init, acc) != acc:
+            raise SystemExit(f"{init} full fine-tuning gives {acc}, the file has "
+                             f"{old['full'][init]}: not the same experiment")
+        old["full"][init] = acc
+    for init, by_d in new["subspace"].items():
+        runs = old["subspace"].setdefault(init, {})
+        for d, by_seed in by_d.items():
+            runs.setdefault(d, {}).update(by_seed)
+        old["subspace"][init] = dict(sorted(runs.items(), key=lambda kv: int(kv[0])))
+    for key, seconds in new["cpu_s"].items():  # a rerun full run keeps both times
+        old["cpu_s"][f"{key}, rerun" if key in old["cpu_s"] else key] = seconds
+    old["cpu_minutes"] = round(old["cpu_minutes"] + new["cpu_minutes"], 1)
+    dims = {int(d) for by_d in old["subspace"].values() for d in by_d}
+    old["config"]["dims"] = sorted(dims)
+    return old
 
 
 if __name__ == "__main__":
