@@ -5,7 +5,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mlf import realm
+from mlf import facts, realm
 
 
 @pytest.fixture(scope="module")
@@ -104,12 +104,12 @@ def test_training_is_deterministic_and_counts_refreshes():
 
 
 def test_tokenize():
-    assert realm.tokenize("Kaven Torsil plays the harp.") == [
+    assert facts.tokenize("Kaven Torsil plays the harp.") == [
         "kaven", "torsil", "plays", "the", "harp", "."]
 
 
 @pytest.mark.parametrize("call, error", [
-    (lambda w: realm.tokenize(3), TypeError),
+    (lambda w: facts.tokenize(3), TypeError),
     (lambda w: realm.make_world(0), ValueError),
     (lambda w: realm.Realm(w, k=0), ValueError),
     (lambda w: realm.Realm(w, k=True), ValueError),

@@ -21,7 +21,8 @@ tokens it removes are set to -inf; softmax then renormalises over the kept ones.
 ``beam_search`` keeps the ``width`` most probable prefixes at every step (the book's
 model has no end-of-text token: every hypothesis has the same length, so no length
 penalty is needed).
-``continuation_logprobs`` scores a text under a model (perplexity), and
+``continuation_logprobs`` scores a text under a model (perplexity;
+``sequence_logprobs`` is the same with gradients, for training losses), and
 ``ends_in_repetition`` and ``distinct_n`` measure how repetitive a text is.
 
 >>> logits = torch.tensor([[2.0, 1.0, 1.0, 0.0]])
@@ -178,22 +179,32 @@ def beam_search(model, prompt: torch.Tensor, steps: int, width: int):
 
 # --- scoring and measuring text -----------------------------------------------------
 
-@torch.no_grad()
-def continuation_logprobs(model, ids: torch.Tensor, start: int) -> torch.Tensor:
+def sequence_logprobs(model, ids: torch.Tensor, start: int) -> torch.Tensor:
     """log P(ids[:, t] | ids[:, :t]) under ``model`` for t = start .. T-1 ->
-    (B, T - start), in nats: how probable the model finds each token of a
-    continuation that begins at ``start``. Perplexity is exp(-mean)."""
+    (B, T - start), in nats, with gradients and in the model's current mode (what a
+    training loss needs). Sum over the last dim for the continuation's log-prob."""
     _check_prompt(ids)
+    if ids.shape[0] == 0:
+        raise ValueError("ids must hold at least one sequence")
     if isinstance(start, bool) or not isinstance(start, Integral) \
             or not 1 <= start < ids.shape[1]:
         raise ValueError(f"start must be an integer in 1..{ids.shape[1] - 1} (the "
                          f"first token has no context), got {start!r}")
+    logp = model(ids[:, :-1]).float().log_softmax(-1)  # (B, T-1, V): predicts 1..T-1
+    return logp.gather(-1, ids[:, 1:, None])[..., 0][:, start - 1:]  # (B, T - start)
+
+
+@torch.no_grad()
+def continuation_logprobs(model, ids: torch.Tensor, start: int) -> torch.Tensor:
+    """``sequence_logprobs`` for measuring: in eval mode, without gradients. How
+    probable the model finds each token of a continuation that begins at ``start``;
+    perplexity is exp(-mean)."""
     was_training = model.training
     model.eval()
-    logp = model(ids[:, :-1]).float().log_softmax(-1)  # (B, T-1, V): predicts 1..T-1
-    picked = logp.gather(-1, ids[:, 1:, None])[..., 0]  # (B, T-1)
-    model.train(was_training)
-    return picked[:, start - 1:]
+    try:
+        return sequence_logprobs(model, ids, start)
+    finally:
+        model.train(was_training)
 
 
 def _tokens(seq) -> list:

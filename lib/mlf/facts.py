@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 # Each value is one lower-case word, so an answer is one word.
@@ -131,3 +132,12 @@ def question(person: Person, attribute: str) -> tuple[str, str]:
     """(question, one-word answer) about one attribute of a person."""
     _check_attribute(attribute)
     return (_QUESTION[attribute].format(name=person.name), person.facts[attribute])
+
+
+def tokenize(text: str) -> list[str]:
+    """The words of a biography, statement or question: lower-case words and sentence
+    punctuation. 'Kaven Torsil plays the harp.' -> ['kaven', 'torsil', 'plays', 'the',
+    'harp', '.']"""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return re.findall(r"[a-z]+|[.?]", text.lower())

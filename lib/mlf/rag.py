@@ -27,7 +27,6 @@ Bad arguments raise ``ValueError`` (or ``TypeError``) saying what was expected.
 from __future__ import annotations
 
 import random
-import re
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ from mlf import facts
 from mlf.notebook import progress
 from mlf.seq2seq import pad_batch
 from mlf.transformer import Transformer
+from mlf.vector_index import build_index, checked_search  # noqa: F401 (re-exported)
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "rag"  # scripts/rag_train.py
 SPECIALS = ("<pad>", "<unk>", "<sep>", "<bos>", "<eos>")
@@ -141,10 +141,8 @@ class GenVocab:
 
     def encode(self, text: str) -> list[int]:
         """Lower-case words and '.', '?'; a name becomes its syllables; else <unk>."""
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str, got {type(text).__name__}")
         out = []
-        for word in re.findall(r"[a-z]+|[.?]", text.lower()):
+        for word in facts.tokenize(text):
             if word in self.ids:
                 out.append(self.ids[word])
             else:
@@ -177,7 +175,7 @@ def embed(texts, encoder, tokenizer, batch: int = 64, desc: str | None = None):
 
     ``encoder, tokenizer`` are ``mlf.bert.from_pretrained_minilm()``'s.
     """
-    from mlf.bert import pad_batch
+    from mlf import bert
 
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         raise TypeError("texts must be a list of strings")
@@ -187,24 +185,11 @@ def embed(texts, encoder, tokenizer, batch: int = 64, desc: str | None = None):
     device = next(encoder.parameters()).device
     out = []
     for s in progress(range(0, len(texts), batch), desc=desc, disable=desc is None):
-        ids, seg, mask = pad_batch([tokenizer.encode(t) for t in texts[s:s + batch]],
-                                   device)
+        ids, seg, mask = bert.pad_batch(
+            [tokenizer.encode(t) for t in texts[s:s + batch]], device)
         hidden, _ = encoder(ids, seg, mask)
         out.append(mean_pool(hidden, mask).cpu())
     return torch.cat(out).numpy().astype(np.float32)
-
-
-def build_index(doc_vectors):
-    """A faiss IndexFlatIP (exact maximum inner product search) over (N, d) vectors."""
-    import faiss
-
-    x = np.ascontiguousarray(doc_vectors, dtype=np.float32)
-    if x.ndim != 2 or len(x) == 0:
-        raise ValueError(f"doc_vectors must be a non-empty (N, d) array, got shape "
-                         f"{x.shape}")
-    index = faiss.IndexFlatIP(x.shape[1])
-    index.add(x)
-    return index
 
 
 def retrieve(index, queries, k: int):
@@ -213,10 +198,7 @@ def retrieve(index, queries, k: int):
     Errors, not faiss's silent -1 ids, for a wrong dimension, an empty index or
     k larger than the number of documents (``mlf.vector_index.checked_search``).
     """
-    from mlf.vector_index import checked_search
-
-    scores, ids = checked_search(index, np.asarray(queries, dtype=np.float32), k)
-    return scores, ids
+    return checked_search(index, np.asarray(queries, dtype=np.float32), k)
 
 
 def doc_prior(scores, tau: float) -> torch.Tensor:

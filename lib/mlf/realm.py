@@ -28,7 +28,6 @@ True
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -37,18 +36,12 @@ import torch
 from torch import nn
 
 from mlf import facts
+from mlf.seq2seq import pad_batch
+from mlf.vector_index import build_index, checked_search
 
 PAD, MASK = "[PAD]", "[MASK]"
 # the stored runs of scripts/realm_pretrain.py
 DATA = Path(__file__).resolve().parents[2] / "data" / "realm"
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-case words and sentence punctuation: 'Kaven Torsil plays the harp.' ->
-    ['kaven', 'torsil', 'plays', 'the', 'harp', '.']"""
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
-    return re.findall(r"[a-z]+|[.?]", text.lower())
 
 
 @dataclass
@@ -74,11 +67,11 @@ class World:
 def make_world(n_people: int, seed: int = 0) -> World:
     """n_people biographies (Z) and one masked statement per fact (X): 5 n_people."""
     people = facts.make_people(n_people, seed)  # checks n_people
-    bios = [tokenize(facts.biography(p)) for p in people]
+    bios = [facts.tokenize(facts.biography(p)) for p in people]
     masked, answers, gold, attrs = [], [], [], []
     for i, p in enumerate(people):
         for attr in facts.ATTRIBUTES:
-            words = tokenize(facts.statement(p, attr))
+            words = facts.tokenize(facts.statement(p, attr))
             value = p.facts[attr]
             # salient span masking: the value, the one word only Z can tell
             masked.append([MASK if w == value else w for w in words])
@@ -88,10 +81,8 @@ def make_world(n_people: int, seed: int = 0) -> World:
     vocab = [PAD, MASK] + sorted({w for b in bios for w in b})
     index = {w: i for i, w in enumerate(vocab)}
 
-    def ids(rows):
-        width = max(len(r) for r in rows)
-        return torch.tensor([[index[w] for w in r] + [0] * (width - len(r))
-                             for r in rows])
+    def ids(rows):  # (len(rows), longest) word ids, right-padded with PAD = 0
+        return pad_batch([[index[w] for w in r] for r in rows], 0)[0]
     return World(people, vocab, ids(bios), ids(masked),
                  torch.tensor([index[a] for a in answers]), torch.tensor(gold), attrs)
 
@@ -196,13 +187,10 @@ class Realm(nn.Module):
 
     def refresh(self) -> None:
         """Re-embed every document with the current theta and rebuild the index."""
-        import faiss
-
         with torch.no_grad():
             emb = self.embed_doc(self.world.docs).float().cpu().numpy()
         self.stale = torch.from_numpy(emb)                      # (N, d), theta'
-        self.index = faiss.IndexFlatIP(emb.shape[1])
-        self.index.add(np.ascontiguousarray(emb))
+        self.index = build_index(emb)                           # exact MIPS
         self.refreshes += 1
 
     def retrieve(self, x: torch.Tensor) -> torch.Tensor:
@@ -211,7 +199,7 @@ class Realm(nn.Module):
             raise ValueError("the index is empty: call refresh() first")
         with torch.no_grad():
             q = self.embed_input(x).float().cpu().numpy()
-        _, ids = self.index.search(np.ascontiguousarray(q), self.k)
+        _, ids = checked_search(self.index, q, self.k)
         return torch.from_numpy(ids).to(x.device)
 
     def log_likelihood(self, x, y, doc_ids, fresh: bool = True):

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from mlf.decoding import sequence_logprobs
 from mlf.gpt import generate
 
 RLHF_SETUP = {
@@ -95,8 +96,7 @@ def held_out_prompts(bpe, lines, tokens: int = 6, n_eval: int = 512, stride: int
     never finishes a word the prompt cut. Duplicates are dropped, order kept. Every
     ``stride``-th prompt (up to ``n_eval``) is an eval prompt, the rest train prompts:
     a split without randomness. Returns (train (N, P), eval (M, P)) long tensors."""
-    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
-        raise ValueError(f"tokens must be a positive integer, got {tokens!r}")
+    _count("tokens", tokens)
     seen, kept = set(), []
     for line in lines:
         ids = bpe.encode(line)
@@ -133,14 +133,6 @@ def vader_reward(bpe, ids, start: int) -> torch.Tensor:
         _ANALYSER = SentimentIntensityAnalyzer()
     texts = [bpe.decode(row) for row in ids[:, start:].tolist()]
     return torch.tensor([_ANALYSER.polarity_scores(t)["compound"] for t in texts])
-
-
-def sequence_logprobs(model, ids, start: int) -> torch.Tensor:
-    """log π(y_t | x, y_<t) for the completion ids[:, start:] -> (B, T - start), with
-    gradients. Sum over the last dim for the sequence's log-probability."""
-    _check_ids(ids, start)
-    logp = model(ids[:, :-1]).float().log_softmax(-1)  # (B, T-1, V): predicts 1..T-1
-    return logp.gather(-1, ids[:, 1:, None])[..., 0][:, start - 1:]
 
 
 @torch.no_grad()

@@ -38,15 +38,13 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-
-def _check_count(name, value, low=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+# the decoding chapter's count check, shared rather than copied (same message)
+from mlf.decoding import _check_count
 
 
 def _check_dims(d, D):
-    _check_count("d", d)
-    _check_count("D", D)
+    _check_count("d", d, 1)
+    _check_count("D", D, 1)
     if d > D:
         raise ValueError(f"the subspace dimension d = {d} exceeds the number of "
                          f"parameters D = {D}: expected 1 <= d <= D")
@@ -301,7 +299,7 @@ def sentiment_windows(bpe, titles, length: int = 16, threshold: float = 0.3,
 
     from mlf.corpora import shakespeare_text
 
-    _check_count("length", length)
+    _check_count("length", length, 1)
     if not 0 <= threshold < 1:
         raise ValueError(f"threshold must lie in [0, 1), got {threshold!r}")
     stream = torch.tensor(bpe.encode(shakespeare_text(list(titles))))
@@ -356,8 +354,8 @@ def train_classifier(model: nn.Module, ids: torch.Tensor, labels: torch.Tensor,
     ``Subspace``), ``steps`` updates on random batches of (ids, labels) with the
     cross-entropy loss; returns the loss of each update. ``progress`` wraps the loop
     over update numbers (e.g. ``mlf.notebook.progress``)."""
-    _check_count("steps", steps)
-    _check_count("batch", batch)
+    _check_count("steps", steps, 1)
+    _check_count("batch", batch, 1)
     _check_pairs(ids, labels)
     if not lr > 0:
         raise ValueError(f"the learning rate must be positive, got {lr!r}")

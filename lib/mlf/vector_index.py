@@ -13,7 +13,8 @@ pieces the chapter builds itself and checks against faiss:
 * ``pareto_front``: the operating points no other point beats on both speed and
   recall (faiss's ``OperatingPoints`` keeps the same set, see its tie rules below);
 * ``checked_search`` and ``recall_at_k``: search with clear errors for the mistakes
-  faiss answers with an assertion or with ids of -1.
+  faiss answers with an assertion or with ids of -1; ``build_index``: the exact
+  maximum-inner-product index the retrieval chapters (RAG, REALM) search.
 
 >>> code_bytes("IVF1024,PQ16", 64)      # 2 bytes for the list number, 16 for the code
 18
@@ -154,6 +155,19 @@ def pareto_front(speed, recall) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- safe search
+def build_index(doc_vectors):
+    """A faiss IndexFlatIP (exact maximum inner product search) over (N, d) vectors."""
+    import faiss
+
+    x = np.ascontiguousarray(doc_vectors, dtype=np.float32)
+    if x.ndim != 2 or len(x) == 0:
+        raise ValueError(f"doc_vectors must be a non-empty (N, d) array, got shape "
+                         f"{x.shape}")
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    return index
+
+
 def checked_search(index, queries, k: int):
     """(D, I) = index.search(queries, k), after the checks faiss leaves to the caller.
 
