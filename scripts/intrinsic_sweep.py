@@ -5,11 +5,11 @@ random init: test accuracy against the subspace dimension d, several projection 
 
 About 30 to 50 CPU-minutes with the defaults (5 seeds, 5 values of d, one thread).
 The chapter notebooks/14_intrinsic_dimension.ipynb reads the result,
-data/intrinsic/sweep.json. It was written in parts, which give the same accuracies as one run (every run is seeded
-on its own): first ``--dims 100 1000 10000``, then ``--inits pretrained --dims 300 3000``
-and ``--inits random --dims 300 3000``, two processes at once into files of their own,
-added to it by ``merged`` (as ``--merge`` does; it checks that each part's full
-fine-tuning, rerun, equals the stored one).
+data/intrinsic/sweep.json. It was written in parts, which give the same accuracies as
+one run (every run is seeded on its own): first ``--dims 100 1000 10000``, then
+``--inits pretrained --dims 300 3000`` and ``--inits random --dims 300 3000``, two
+processes at once into files of their own, added to it by ``merged`` (as ``--merge``
+does; it checks that each part's full fine-tuning, rerun, equals the stored one).
 
 The task: windows of 16 tokens of the plays, half of them with their tokens shuffled;
 the label says which (1 real, 0 shuffled). 6,000 training windows from every third
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--inits", nargs="+", default=["pretrained", "random"],
                         choices=["pretrained", "random"])
     parser.add_argument("--merge", action="store_true",
-                        help="add these runs to the file at --out instead of replacing it")
+                        help="add these runs to the file at --out, not replace it")
     args = parser.parse_args()
     torch.set_num_threads(1)  # determinism, and a fair share of a small machine
     CONFIG.update(seeds=args.seeds)

@@ -6,13 +6,13 @@ split from the training plays (no line shared, shuffled or not), 1,000 test line
 the three held-out plays.
 
 1. ``tune``: the learning rate of each method, chosen once on seed 0's DEV accuracy, as
-   the paper tunes its learning rate and keeps α fixed: LoRA r = 8 over LR_GRID["lora"],
+   the paper tunes the learning rate, keeps α fixed: LoRA r = 8 over LR_GRID["lora"],
    full fine-tuning over LR_GRID["full"] -> data/lora/lr_grid.json.
 2. Seeds: with those rates fixed, for each seed the frozen encoder with a trained head
    (the "linear probe" baseline); then, each starting from that head, full
    fine-tuning of the top two layers, LoRA on their query and value projections at the
    ranks in SETUP with the released code's Kaiming-uniform A, and with the paper's
-   Gaussian A (peft's sigma = 1/r) -> data/lora/sweep_seed<s>.json; for seeds 0 and 1 the
+   Gaussian A (peft: sigma = 1/r) -> data/lora/sweep_seed<s>.json; for seeds 0 and 1 the
    trained A and B of the Kaiming runs at ranks 8 and 64 (float16) -> AB_seed<s>.pt, for
    the subspace similarity of the paper's section 7.2.
 Deterministic on a CPU with one thread (the data are the same for every seed; the seed

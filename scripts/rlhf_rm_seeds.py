@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python scripts/rlhf_rm_seeds.py --seeds $(seq 0 19)
 
 The chapter notebooks/23_rlhf.ipynb fits the linear Bradley–Terry reward model live on
-labels drawn with seed 0 (``scripts/seeds.py`` moves that seed), and asserts its Spearman
+labels drawn with seed 0 (``scripts/seeds.py`` moves it), and asserts its Spearman
 correlation with VADER and its pairwise accuracy on the eval pool. The 5-seed sweep
 (scripts/rlhf_sweep.py) is too few to set that bound: this script refits the reward
 model alone (no policy training) on the stored pool (data/rlhf/pool.pt) for more label
@@ -22,6 +22,7 @@ from mlf import rlhf
 from mlf.gpt import load_book_lm
 
 OUT = Path(__file__).resolve().parents[1] / "data" / "rlhf"
+POOL = OUT / "pool.pt"  # the input, whatever --out says: made by scripts/rlhf_sweep.py
 S = rlhf.RLHF_SETUP
 
 
@@ -32,7 +33,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(1)
     cpu0 = time.process_time()
-    pool = torch.load(OUT / "pool.pt", weights_only=True)
+    pool = torch.load(POOL, weights_only=True)
     vocab, start = load_book_lm()[0].cfg.vocab_size, S["prompt_tokens"]
     keep = rlhf.frequent_tokens(pool, start, vocab, S["min_count"])
     result = {"setup": S, "seeds": {}}

@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python scripts/rlhf_sweep.py --seeds 0 1 2 3 4
 
 The chapter notebooks/23_rlhf.ipynb in small: the DPO paper's controlled-sentiment
-task, with the book's language model (data/lm/shakespeare.pt) as π_ref, prompts from the
+task, with the book's language model (data/lm/shakespeare.pt), π_ref, prompts from the
 three held-out plays, and VADER's compound score of the completion as the true reward.
 Setup: ``mlf.rlhf.RLHF_SETUP``.
 
