@@ -33,8 +33,7 @@ PLAN = {"pretrained": {"seeds": [0], "steps": 300, "marks": [300]},
 def full_curve(init, seed, lm, train_set, test_set) -> dict:
     """{updates: [held-out accuracy, training accuracy]} at the plan's marks."""
     cfg, plan = sweep.CONFIG, PLAN[init]
-    sweep.CONFIG["model_seed"] = seed
-    model = sweep.model_for(lm, init)
+    model = sweep.model_for(lm, init, seed)
     curve = {}
 
     def loop(steps):

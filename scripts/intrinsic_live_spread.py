@@ -13,44 +13,34 @@ writes data/intrinsic/live_spread.json, from which the notebook sets its margin.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
+import sys
 import time
 from pathlib import Path
 
 import torch
-from mlf.corpora import shakespeare_titles
-from mlf.gpt import GPT, load_book_lm
-from mlf.subspace import (
-    SequenceClassifier,
-    Subspace,
-    accuracy,
-    train_classifier,
-    word_order_windows,
-)
+from mlf.subspace import Subspace, accuracy, train_classifier
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import intrinsic_sweep as sweep  # the sweep's task and model
 
 OUT = Path(__file__).resolve().parents[1] / "data" / "intrinsic" / "live_spread.json"
 # the sweep's task and learning rate (scripts/intrinsic_sweep.py), fewer updates
-CONFIG = {"d": 1000, "steps": 100, "marks": [40, 60, 80, 100], "lr_c": 3.0,
-          "batch": 32, "length": 16, "train_windows": 6000, "test_windows": 2000,
-          "train_plays_every": 3, "data_seed": 1234, "seed": 0}
+CONFIG = {"d": 1000, "steps": 100, "marks": [40, 60, 80, 100],
+          **{k: sweep.CONFIG[k] for k in ("lr_c", "batch", "length", "train_windows",
+                                          "test_windows", "train_plays_every",
+                                          "data_seed")},
+          "seed": 0}
 
 
-def live_runs(shift: int, lm, bpe, record) -> dict:
+def live_runs(shift: int) -> dict:
     """Test accuracy after each of ``marks`` updates, pre-trained and random init,
     with every seed moved by ``shift``."""
     cfg = CONFIG
-    held = record["held_out_plays"]
-    train = [t for t in shakespeare_titles() if t not in held]
-    g = torch.Generator().manual_seed(cfg["data_seed"] + shift)
-    train_set = word_order_windows(bpe, train[::cfg["train_plays_every"]],
-                                   cfg["train_windows"], cfg["length"], g)
-    test_set = word_order_windows(bpe, held, cfg["test_windows"], cfg["length"], g)
+    lm, train_set, test_set = sweep.task_data(cfg["data_seed"] + shift)
     seed, out = cfg["seed"] + shift, {}
     for init in ("pretrained", "random"):
-        torch.manual_seed(seed)
-        body = copy.deepcopy(lm) if init == "pretrained" else GPT(lm.cfg)
-        model = Subspace(SequenceClassifier(body, 2), cfg["d"], "fastfood",
+        model = Subspace(sweep.model_for(lm, init, seed), cfg["d"], "fastfood",
                          torch.Generator().manual_seed(seed))
         curve = {}
 
@@ -74,10 +64,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.process_time()
-    lm, bpe, record = load_book_lm()
     out = {"config": CONFIG, "shifts": {}}
     for shift in args.shifts:
-        out["shifts"][str(shift)] = live_runs(shift, lm, bpe, record)
+        out["shifts"][str(shift)] = live_runs(shift)
         print(shift, out["shifts"][str(shift)], flush=True)
     out["cpu_minutes"] = round((time.process_time() - start) / 60, 1)
     args.out.write_text(json.dumps(out, indent=1) + "\n")

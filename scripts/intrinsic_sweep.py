@@ -57,22 +57,25 @@ CONFIG = {"dims": [100, 300, 1000, 3000, 10000], "seeds": [0, 1, 2, 3, 4], "step
           "train_plays_every": 3, "data_seed": 1234, "model_seed": 0}
 
 
-def task_data():
-    """The book model, and the task's training and test windows with labels."""
+def task_data(data_seed: int | None = None):
+    """The book model, and the task's training and test windows with labels (drawn
+    with ``data_seed``, by default the sweep's)."""
     lm, bpe, record = load_book_lm()
     held = record["held_out_plays"]
     train = [t for t in shakespeare_titles() if t not in held]
     cfg = CONFIG
-    g = torch.Generator().manual_seed(cfg["data_seed"])
+    g = torch.Generator().manual_seed(cfg["data_seed"] if data_seed is None
+                                      else data_seed)
     train_set = word_order_windows(bpe, train[::cfg["train_plays_every"]],
                                    cfg["train_windows"], cfg["length"], g)
     test_set = word_order_windows(bpe, held, cfg["test_windows"], cfg["length"], g)
     return lm, train_set, test_set
 
 
-def model_for(lm, init: str) -> SequenceClassifier:
-    """The classifier on the pre-trained body, or on a fresh one (seeded)."""
-    torch.manual_seed(CONFIG["model_seed"])
+def model_for(lm, init: str, seed: int | None = None) -> SequenceClassifier:
+    """The classifier on the pre-trained body, or on a fresh one: head and random body
+    drawn with ``seed``, by default the sweep's ``model_seed``."""
+    torch.manual_seed(CONFIG["model_seed"] if seed is None else seed)
     body = copy.deepcopy(lm) if init == "pretrained" else GPT(lm.cfg)
     return SequenceClassifier(body, 2)
 
