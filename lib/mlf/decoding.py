@@ -179,10 +179,9 @@ def beam_search(model, prompt: torch.Tensor, steps: int, width: int):
 
 # --- scoring and measuring text -----------------------------------------------------
 
-def sequence_logprobs(model, ids: torch.Tensor, start: int) -> torch.Tensor:
-    """log P(ids[:, t] | ids[:, :t]) under ``model`` for t = start .. T-1 ->
-    (B, T - start), in nats, with gradients and in the model's current mode (what a
-    training loss needs). Sum over the last dim for the continuation's log-prob."""
+def _check_continuation(ids, start) -> None:
+    """ids: a non-empty (B, T) batch of token ids; start: where the scored part
+    begins."""
     _check_prompt(ids)
     if ids.shape[0] == 0:
         raise ValueError("ids must hold at least one sequence")
@@ -190,6 +189,13 @@ def sequence_logprobs(model, ids: torch.Tensor, start: int) -> torch.Tensor:
             or not 1 <= start < ids.shape[1]:
         raise ValueError(f"start must be an integer in 1..{ids.shape[1] - 1} (the "
                          f"first token has no context), got {start!r}")
+
+
+def sequence_logprobs(model, ids: torch.Tensor, start: int) -> torch.Tensor:
+    """log P(ids[:, t] | ids[:, :t]) under ``model`` for t = start .. T-1 ->
+    (B, T - start), in nats, with gradients and in the model's current mode (what a
+    training loss needs). Sum over the last dim for the continuation's log-prob."""
+    _check_continuation(ids, start)
     logp = model(ids[:, :-1]).float().log_softmax(-1)  # (B, T-1, V): predicts 1..T-1
     return logp.gather(-1, ids[:, 1:, None])[..., 0][:, start - 1:]  # (B, T - start)
 

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+# the scoring chapter's checks and log-probabilities, shared rather than copied
+from mlf.decoding import _check_continuation as _check_ids
 from mlf.decoding import sequence_logprobs
 from mlf.gpt import generate
 
@@ -73,19 +75,6 @@ def _same_shape(**tensors) -> None:
         raise ValueError(f"expected tensors of one shape, got {shapes}")
     if any(v.numel() == 0 for v in tensors.values()):
         raise ValueError(f"expected a non-empty batch, got shapes {shapes}")
-
-
-def _check_ids(ids, start) -> None:
-    if not isinstance(ids, torch.Tensor) or ids.ndim != 2 or ids.dtype != torch.long:
-        raise ValueError("ids must be a (batch, time) tensor of dtype torch.long, got "
-                         f"{getattr(ids, 'dtype', type(ids).__name__)} "
-                         f"{tuple(getattr(ids, 'shape', ()))}")
-    if ids.shape[0] == 0:
-        raise ValueError("ids must hold at least one sequence")
-    if isinstance(start, bool) or not isinstance(start, int) \
-            or not 1 <= start < ids.shape[1]:
-        raise ValueError(f"start (the first completion position) must be an integer "
-                         f"in 1..{ids.shape[1] - 1}, got {start!r}")
 
 
 # --- prompts, samples, the true reward ----------------------------------------------
